@@ -72,17 +72,89 @@ macro_rules! resource {
 
 /// Every resource svcnet serves, in discovery order.
 pub const RESOURCES: &[ResourceInfo] = &[
-    resource!("", "Namespace", "namespaces", "namespace", false, &["ns"], NONE, true),
+    resource!(
+        "",
+        "Namespace",
+        "namespaces",
+        "namespace",
+        false,
+        &["ns"],
+        NONE,
+        true
+    ),
     resource!("", "Node", "nodes", "node", false, &["no"], NONE, true),
     resource!("", "Pod", "pods", "pod", true, &["po"], ALL, true),
-    resource!("", "Service", "services", "service", true, &["svc"], ALL, true),
-    resource!("", "Endpoints", "endpoints", "endpoints", true, &["ep"], NONE, false),
+    resource!(
+        "",
+        "Service",
+        "services",
+        "service",
+        true,
+        &["svc"],
+        ALL,
+        true
+    ),
+    resource!(
+        "",
+        "Endpoints",
+        "endpoints",
+        "endpoints",
+        true,
+        &["ep"],
+        NONE,
+        false
+    ),
     resource!("", "Event", "events", "event", true, &["ev"], NONE, false),
-    resource!("discovery.k8s.io", "EndpointSlice", "endpointslices", "endpointslice", true, NONE, NONE, false),
-    resource!("coordination.k8s.io", "Lease", "leases", "lease", true, NONE, NONE, false),
-    resource!("apps", "Deployment", "deployments", "deployment", true, &["deploy"], ALL, true),
-    resource!("apps", "ReplicaSet", "replicasets", "replicaset", true, &["rs"], ALL, true),
-    resource!("apps", "StatefulSet", "statefulsets", "statefulset", true, &["sts"], ALL, true),
+    resource!(
+        "discovery.k8s.io",
+        "EndpointSlice",
+        "endpointslices",
+        "endpointslice",
+        true,
+        NONE,
+        NONE,
+        false
+    ),
+    resource!(
+        "coordination.k8s.io",
+        "Lease",
+        "leases",
+        "lease",
+        true,
+        NONE,
+        NONE,
+        false
+    ),
+    resource!(
+        "apps",
+        "Deployment",
+        "deployments",
+        "deployment",
+        true,
+        &["deploy"],
+        ALL,
+        true
+    ),
+    resource!(
+        "apps",
+        "ReplicaSet",
+        "replicasets",
+        "replicaset",
+        true,
+        &["rs"],
+        ALL,
+        true
+    ),
+    resource!(
+        "apps",
+        "StatefulSet",
+        "statefulsets",
+        "statefulset",
+        true,
+        &["sts"],
+        ALL,
+        true
+    ),
 ];
 
 /// The groups served under `/apis`, in discovery order.
@@ -90,7 +162,9 @@ pub const GROUPS: &[&str] = &["apps", "discovery.k8s.io", "coordination.k8s.io"]
 
 /// Looks a resource up by group and plural name.
 pub fn by_plural(group: &str, plural: &str) -> Option<&'static ResourceInfo> {
-    RESOURCES.iter().find(|r| r.group == group && r.plural == plural)
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.plural == plural)
 }
 
 /// Looks a resource up by kind.
@@ -99,8 +173,13 @@ pub fn by_kind(kind: &str) -> Option<&'static ResourceInfo> {
 }
 
 /// The resources of one group/version.
-pub fn in_group_version(group: &str, version: &str) -> impl Iterator<Item = &'static ResourceInfo> + use<'_> {
-    RESOURCES.iter().filter(move |r| r.group == group && r.version == version)
+pub fn in_group_version<'a>(
+    group: &'a str,
+    version: &'a str,
+) -> impl Iterator<Item = &'static ResourceInfo> + 'a {
+    RESOURCES
+        .iter()
+        .filter(move |r| r.group == group && r.version == version)
 }
 
 #[cfg(test)]
@@ -112,7 +191,10 @@ mod tests {
         let svc = by_plural("", "services").unwrap();
         assert_eq!(svc.kind, "Service");
         assert_eq!(by_kind("Deployment").unwrap().api_version(), "apps/v1");
-        assert_eq!(by_kind("EndpointSlice").unwrap().qualified_plural(), "endpointslices.discovery.k8s.io");
+        assert_eq!(
+            by_kind("EndpointSlice").unwrap().qualified_plural(),
+            "endpointslices.discovery.k8s.io"
+        );
         assert_eq!(in_group_version("apps", "v1").count(), 3);
         assert!(by_plural("apps", "services").is_none());
     }
