@@ -73,13 +73,7 @@ impl Hub {
                 );
                 replay.extend(state.history.iter().cloned());
             }
-            _ => replay.extend(
-                state
-                    .history
-                    .iter()
-                    .filter(|e| e.revision() > after)
-                    .cloned(),
-            ),
+            _ => replay.extend(state.history.iter().filter(|e| e.revision() > after).cloned()),
         }
         replay.retain(|e| e.kv.key.starts_with(prefix));
         Ok(WatchStream {

@@ -40,6 +40,10 @@ pub struct Event {
     pub kv: KeyValue,
     /// True when a put created the key (the API server reports ADDED rather than MODIFIED).
     pub created: bool,
+    /// The value before this change, when known. Live events carry it (watchers with selectors
+    /// need it to tell an object leaving their selection from one that never was in it); events
+    /// replayed from the persisted log do not.
+    pub prev_value: Option<Vec<u8>>,
 }
 
 impl Event {
@@ -106,11 +110,7 @@ pub enum Error {
     #[error("key {0} not found")]
     NotFound(String),
     #[error("key {key}: expected revision {expected}, found {actual}")]
-    Conflict {
-        key: String,
-        expected: u64,
-        actual: u64,
-    },
+    Conflict { key: String, expected: u64, actual: u64 },
     #[error("revision {requested} has been compacted (oldest available {compacted})")]
     Compacted { requested: u64, compacted: u64 },
     #[error("storage backend failed: {0}")]

@@ -15,19 +15,14 @@ pub(crate) fn encode_value(create_revision: u64, mod_revision: u64, value: &[u8]
 }
 
 pub(crate) fn decode_value(key: &str, bytes: &[u8]) -> KeyValue {
-    let (create_revision, mod_revision) = revisions(bytes);
+    let create_revision = u64::from_le_bytes(bytes[0..8].try_into().expect("8-byte header"));
+    let mod_revision = u64::from_le_bytes(bytes[8..16].try_into().expect("8-byte header"));
     KeyValue {
         key: key.to_string(),
         value: bytes[HEADER..].to_vec(),
         create_revision,
         mod_revision,
     }
-}
-
-pub(crate) fn revisions(bytes: &[u8]) -> (u64, u64) {
-    let create = u64::from_le_bytes(bytes[0..8].try_into().expect("8-byte header"));
-    let modified = u64::from_le_bytes(bytes[8..16].try_into().expect("8-byte header"));
-    (create, modified)
 }
 
 /// Log entries are keyed by (revision, index within the transaction) packed into one u64 key:
@@ -70,6 +65,7 @@ pub(crate) fn decode_event(revision: u64, bytes: &[u8]) -> Event {
     Event {
         kind,
         created,
+        prev_value: None,
         kv: KeyValue {
             key,
             value,
@@ -100,6 +96,7 @@ mod tests {
     #[test]
     fn event_round_trip() {
         let event = Event {
+            prev_value: None,
             kind: EventType::Delete,
             created: false,
             kv: KeyValue {

@@ -11,13 +11,8 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
 
 use crate::hub::Hub;
-use crate::record::{
-    decode_event, decode_value, encode_event, encode_value, log_key, log_key_revision, revisions,
-};
-use crate::{
-    Error, Event, EventType, KeyValue, ListResult, Op, Precondition, Result, Store, TxnResult,
-    WatchStream,
-};
+use crate::record::{decode_event, decode_value, encode_event, encode_value, log_key, log_key_revision};
+use crate::{Error, Event, EventType, KeyValue, ListResult, Op, Precondition, Result, Store, TxnResult, WatchStream};
 
 const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
@@ -92,10 +87,7 @@ impl RedbStore {
     fn get_now(&self, key: &str) -> Result<Option<KeyValue>> {
         let txn = self.db.begin_read().map_err(backend)?;
         let table = txn.open_table(KV).map_err(backend)?;
-        Ok(table
-            .get(key)
-            .map_err(backend)?
-            .map(|v| decode_value(key, v.value())))
+        Ok(table.get(key).map_err(backend)?.map(|v| decode_value(key, v.value())))
     }
 
     fn list_now(&self, prefix: &str) -> Result<ListResult> {
@@ -123,15 +115,11 @@ impl RedbStore {
         let (reply, receiver) = oneshot::channel();
         let request = WriteRequest { ops, reply };
         let sent = match &self.writer {
-            Some(writer) => writer
-                .send(request)
-                .map_err(|mpsc::SendError(request)| request),
+            Some(writer) => writer.send(request).map_err(|mpsc::SendError(request)| request),
             None => Err(request),
         };
         if let Err(request) = sent {
-            let _ = request
-                .reply
-                .send(Err(Error::Backend("store writer stopped".into())));
+            let _ = request.reply.send(Err(Error::Backend("store writer stopped".into())));
         }
         receiver
     }
@@ -237,8 +225,7 @@ fn compact_log(db: &Database, compacted: &AtomicU64, revision: u64) -> Result<()
             .map_err(backend)?
             .map(|v| v.value())
             .unwrap_or(0);
-        meta.insert(META_COMPACTED, current.max(revision))
-            .map_err(backend)?;
+        meta.insert(META_COMPACTED, current.max(revision)).map_err(backend)?;
     }
     txn.commit().map_err(backend)?;
     compacted.fetch_max(revision, Ordering::SeqCst);
@@ -310,12 +297,8 @@ impl WriterState {
                 self.revision.store(revision, Ordering::SeqCst);
                 // Watchers hear of a change before its writer does, so a client that reads its own
                 // write and then watches from it never misses it.
-                self.hub.publish(
-                    applied
-                        .iter()
-                        .flat_map(|a| a.events.iter().cloned())
-                        .collect(),
-                );
+                self.hub
+                    .publish(applied.iter().flat_map(|a| a.events.iter().cloned()).collect());
                 for a in applied {
                     let _ = a.reply.send(a.outcome);
                 }
@@ -343,19 +326,14 @@ type KvTable<'t> = redb::Table<'t, &'static str, &'static [u8]>;
 type LogTable<'t> = redb::Table<'t, u64, &'static [u8]>;
 
 /// Checks every precondition of one transaction first, then writes all its ops at `revision`.
-fn apply_one(
-    kv: &mut KvTable,
-    log: &mut LogTable,
-    revision: u64,
-    ops: &[Op],
-) -> Result<(TxnResult, Vec<Event>)> {
+fn apply_one(kv: &mut KvTable, log: &mut LogTable, revision: u64, ops: &[Op]) -> Result<(TxnResult, Vec<Event>)> {
     let mut current = Vec::with_capacity(ops.len());
     for op in ops {
         let existing = kv
             .get(op.key())
             .map_err(backend)?
-            .map(|v| revisions(v.value()));
-        check(op, existing)?;
+            .map(|v| decode_value(op.key(), v.value()));
+        check(op, existing.as_ref().map(|e| (e.create_revision, e.mod_revision)))?;
         current.push(existing);
     }
     let mut kvs = Vec::with_capacity(ops.len());
@@ -363,12 +341,9 @@ fn apply_one(
     for (index, (op, existing)) in ops.iter().zip(current).enumerate() {
         let event = match op {
             Op::Put { key, value, .. } => {
-                let create_revision = existing.map(|(c, _)| c).unwrap_or(revision);
-                kv.insert(
-                    key.as_str(),
-                    encode_value(create_revision, revision, value).as_slice(),
-                )
-                .map_err(backend)?;
+                let create_revision = existing.as_ref().map(|e| e.create_revision).unwrap_or(revision);
+                kv.insert(key.as_str(), encode_value(create_revision, revision, value).as_slice())
+                    .map_err(backend)?;
                 let kv = KeyValue {
                     key: key.clone(),
                     value: value.clone(),
@@ -379,19 +354,19 @@ fn apply_one(
                     kind: EventType::Put,
                     created: existing.is_none(),
                     kv,
+                    prev_value: existing.map(|e| e.value),
                 }
             }
             Op::Delete { key, .. } => {
-                let removed = kv
-                    .remove(key.as_str())
-                    .map_err(backend)?
-                    .expect("checked to exist");
-                let mut last = decode_value(key, removed.value());
+                kv.remove(key.as_str()).map_err(backend)?;
+                let mut last = existing.expect("check() saw the key");
                 last.mod_revision = revision;
+                let prev_value = Some(last.value.clone());
                 Event {
                     kind: EventType::Delete,
                     created: false,
                     kv: last,
+                    prev_value,
                 }
             }
         };
@@ -416,15 +391,9 @@ fn check(op: &Op, existing: Option<(u64, u64)>) -> Result<()> {
     };
     match (precondition, existing) {
         (Precondition::MustNotExist, Some(_)) => Err(Error::AlreadyExists(key)),
-        (Precondition::MustExist, None) | (Precondition::ModRevision(_), None) => {
-            Err(Error::NotFound(key))
-        }
+        (Precondition::MustExist, None) | (Precondition::ModRevision(_), None) => Err(Error::NotFound(key)),
         (Precondition::ModRevision(expected), Some((_, actual))) if expected != actual => {
-            Err(Error::Conflict {
-                key,
-                expected,
-                actual,
-            })
+            Err(Error::Conflict { key, expected, actual })
         }
         _ => Ok(()),
     }

@@ -20,31 +20,16 @@ fn open() -> (tempfile::TempDir, RedbStore) {
 async fn create_get_update_with_preconditions() {
     let (_dir, store) = open();
     let r1 = store
-        .txn(vec![put(
-            "/services/default/a",
-            "1",
-            Precondition::MustNotExist,
-        )])
+        .txn(vec![put("/services/default/a", "1", Precondition::MustNotExist)])
         .await
         .unwrap();
     assert_eq!(r1.revision, 1);
     let again = store
-        .txn(vec![put(
-            "/services/default/a",
-            "x",
-            Precondition::MustNotExist,
-        )])
+        .txn(vec![put("/services/default/a", "x", Precondition::MustNotExist)])
         .await;
-    assert_eq!(
-        again,
-        Err(Error::AlreadyExists("/services/default/a".into()))
-    );
+    assert_eq!(again, Err(Error::AlreadyExists("/services/default/a".into())));
     let stale = store
-        .txn(vec![put(
-            "/services/default/a",
-            "2",
-            Precondition::ModRevision(7),
-        )])
+        .txn(vec![put("/services/default/a", "2", Precondition::ModRevision(7))])
         .await;
     assert!(matches!(
         stale,
@@ -55,11 +40,7 @@ async fn create_get_update_with_preconditions() {
         })
     ));
     let r2 = store
-        .txn(vec![put(
-            "/services/default/a",
-            "2",
-            Precondition::ModRevision(1),
-        )])
+        .txn(vec![put("/services/default/a", "2", Precondition::ModRevision(1))])
         .await
         .unwrap();
     assert_eq!(r2.revision, 2);
@@ -74,10 +55,7 @@ async fn create_get_update_with_preconditions() {
 #[tokio::test]
 async fn failed_transaction_changes_nothing() {
     let (_dir, store) = open();
-    store
-        .txn(vec![put("/a/1", "1", Precondition::None)])
-        .await
-        .unwrap();
+    store.txn(vec![put("/a/1", "1", Precondition::None)]).await.unwrap();
     let result = store
         .txn(vec![
             put("/a/2", "2", Precondition::None),
@@ -92,17 +70,8 @@ async fn failed_transaction_changes_nothing() {
 #[tokio::test]
 async fn list_by_prefix_is_ordered_and_bounded() {
     let (_dir, store) = open();
-    for key in [
-        "/pods/b/x",
-        "/pods/a/y",
-        "/pods/a/x",
-        "/podsx/a",
-        "/services/a/s",
-    ] {
-        store
-            .txn(vec![put(key, "v", Precondition::None)])
-            .await
-            .unwrap();
+    for key in ["/pods/b/x", "/pods/a/y", "/pods/a/x", "/podsx/a", "/services/a/s"] {
+        store.txn(vec![put(key, "v", Precondition::None)]).await.unwrap();
     }
     let list = store.list("/pods/").await.unwrap();
     let keys: Vec<_> = list.kvs.iter().map(|kv| kv.key.as_str()).collect();
@@ -113,26 +82,13 @@ async fn list_by_prefix_is_ordered_and_bounded() {
 #[tokio::test]
 async fn watch_replays_then_follows() {
     let (_dir, store) = open();
-    store
-        .txn(vec![put("/s/a", "1", Precondition::None)])
-        .await
-        .unwrap();
-    store
-        .txn(vec![put("/s/b", "1", Precondition::None)])
-        .await
-        .unwrap();
-    store
-        .txn(vec![put("/o/c", "1", Precondition::None)])
-        .await
-        .unwrap();
+    store.txn(vec![put("/s/a", "1", Precondition::None)]).await.unwrap();
+    store.txn(vec![put("/s/b", "1", Precondition::None)]).await.unwrap();
+    store.txn(vec![put("/o/c", "1", Precondition::None)]).await.unwrap();
     let mut watch = store.watch("/s/", 1).unwrap();
     let replayed = watch.next().await.unwrap();
     assert_eq!(
-        (
-            replayed.kv.key.as_str(),
-            replayed.revision(),
-            replayed.created
-        ),
+        (replayed.kv.key.as_str(), replayed.revision(), replayed.created),
         ("/s/b", 2, true)
     );
     store
@@ -178,14 +134,8 @@ async fn writes_survive_reopen_and_history_reloads() {
     let path = dir.path().join("db");
     {
         let store = RedbStore::open(&path).unwrap();
-        store
-            .txn(vec![put("/k/a", "1", Precondition::None)])
-            .await
-            .unwrap();
-        store
-            .txn(vec![put("/k/a", "2", Precondition::None)])
-            .await
-            .unwrap();
+        store.txn(vec![put("/k/a", "1", Precondition::None)]).await.unwrap();
+        store.txn(vec![put("/k/a", "2", Precondition::None)]).await.unwrap();
     }
     let store = RedbStore::open(&path).unwrap();
     assert_eq!(store.revision(), 2);
@@ -204,11 +154,7 @@ async fn concurrent_writers_get_distinct_revisions() {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
             store
-                .txn(vec![put(
-                    &format!("/c/{i}"),
-                    "v",
-                    Precondition::MustNotExist,
-                )])
+                .txn(vec![put(&format!("/c/{i}"), "v", Precondition::MustNotExist)])
                 .await
                 .unwrap()
                 .revision
