@@ -78,6 +78,13 @@ impl FieldError {
     }
 }
 
+/// A field error used as a `StatusCause.message` is its body.
+impl From<FieldError> for String {
+    fn from(e: FieldError) -> String {
+        e.body()
+    }
+}
+
 impl fmt::Display for FieldError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.field, self.body())
@@ -326,8 +333,13 @@ fn map_value_str(v: &Value) -> String {
     }
 }
 
-/// Upstream `ValidateLabels` for `metadata.labels` at `field_path`.
-pub fn validate_labels(labels: &Map<String, Value>, field_path: &str) -> Vec<FieldError> {
+/// Upstream `ValidateLabels` for `metadata.labels`.
+pub fn validate_labels(labels: &Map<String, Value>) -> Vec<FieldError> {
+    validate_labels_at(labels, "metadata.labels")
+}
+
+/// `ValidateLabels` for labels found elsewhere (e.g. `spec.template.metadata.labels`).
+pub fn validate_labels_at(labels: &Map<String, Value>, field_path: &str) -> Vec<FieldError> {
     let mut errs = Vec::new();
     for (k, v) in labels {
         for msg in validate_label_key(k) {
@@ -341,9 +353,14 @@ pub fn validate_labels(labels: &Map<String, Value>, field_path: &str) -> Vec<Fie
     errs
 }
 
-/// Upstream `ValidateAnnotations`: keys are qualified names compared case-insensitively,
-/// and keys plus values may total at most 256 KiB.
-pub fn validate_annotations(annotations: &Map<String, Value>, field_path: &str) -> Vec<FieldError> {
+/// Upstream `ValidateAnnotations` for `metadata.annotations`: keys are qualified names
+/// compared case-insensitively, and keys plus values may total at most 256 KiB.
+pub fn validate_annotations(annotations: &Map<String, Value>) -> Vec<FieldError> {
+    validate_annotations_at(annotations, "metadata.annotations")
+}
+
+/// `ValidateAnnotations` for annotations found elsewhere.
+pub fn validate_annotations_at(annotations: &Map<String, Value>, field_path: &str) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let mut total = 0usize;
     for (k, v) in annotations {
@@ -1618,9 +1635,9 @@ mod tests {
     #[test]
     fn annotations_and_labels_validation() {
         let ok = labels(json!({"Example.com/Note": "anything at all, spaces too"}));
-        assert!(validate_annotations(&ok, "metadata.annotations").is_empty());
+        assert!(validate_annotations(&ok).is_empty());
         let bad = labels(json!({"bad key": "x"}));
-        let errs = validate_annotations(&bad, "metadata.annotations");
+        let errs = validate_annotations(&bad);
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].kind.reason(), "FieldValueInvalid");
         assert!(errs[0]
@@ -1628,7 +1645,7 @@ mod tests {
             .starts_with("metadata.annotations: Invalid value: \"bad key\": name part must consist of"));
 
         let big = labels(json!({"a": "x".repeat(TOTAL_ANNOTATION_SIZE_LIMIT_BYTES)}));
-        let errs = validate_annotations(&big, "metadata.annotations");
+        let errs = validate_annotations(&big);
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].kind.reason(), "FieldValueTooLong");
         assert_eq!(
@@ -1636,15 +1653,16 @@ mod tests {
             "metadata.annotations: Too long: may not be more than 262144 bytes"
         );
         let just_fits = labels(json!({"a": "x".repeat(TOTAL_ANNOTATION_SIZE_LIMIT_BYTES - 1)}));
-        assert!(validate_annotations(&just_fits, "metadata.annotations").is_empty());
+        assert!(validate_annotations_at(&just_fits, "spec.template.metadata.annotations").is_empty());
 
         let l = labels(json!({"app": "bad value"}));
-        let errs = validate_labels(&l, "metadata.labels");
+        let errs = validate_labels(&l);
         assert_eq!(errs.len(), 1);
         assert!(errs[0]
             .to_string()
             .starts_with("metadata.labels: Invalid value: \"bad value\": a valid label must be"));
         assert!(errs[0].body().starts_with("Invalid value: \"bad value\": "));
+        assert_eq!(String::from(errs[0].clone()), errs[0].body());
     }
 
     #[test]
