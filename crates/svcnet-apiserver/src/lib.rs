@@ -1,1 +1,76 @@
-//! svcnet-apiserver
+//! svcnet-apiserver: a Kubernetes-compatible API server (REST, watch, discovery, OpenAPI, Tables)
+//! over the svcnet store, so that kubectl and the official clients work unchanged.
+//!
+//! A request flows: [`server`] (HTTP, negotiation) -> [`routes`] (what the path names) ->
+//! [`body`] (decode, field validation) -> [`registry`] (generic REST semantics, per-kind
+//! [`strategy`]) -> the store. Errors become Status objects in [`status`].
+
+pub mod body;
+pub mod discovery;
+pub mod http;
+pub mod namespaces;
+pub mod objects;
+pub mod registry;
+pub mod routes;
+pub mod server;
+pub mod status;
+pub mod strategy;
+pub mod tables;
+pub mod watch;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use svcnet_store::RedbStore;
+
+/// How to run the API server.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+}
+
+/// Where the server accepts connections. Plain HTTP today; TLS slots in as another variant.
+pub enum Listener {
+    Plain(tokio::net::TcpListener),
+}
+
+impl Listener {
+    pub async fn bind(addr: SocketAddr) -> std::io::Result<Self> {
+        Ok(Listener::Plain(tokio::net::TcpListener::bind(addr).await?))
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        match self {
+            Listener::Plain(listener) => listener.local_addr(),
+        }
+    }
+}
+
+/// Opens the store, creates the initial namespaces and serves until the process ends.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let listener = Listener::bind(config.listen).await?;
+    serve(config, listener).await
+}
+
+/// Serves on an already bound listener (tests bind port 0 and read the address back).
+pub async fn serve(config: Config, listener: Listener) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let store = Arc::new(RedbStore::open(&config.data_dir.join("store.redb"))?);
+    let registry = registry::Registry::new(store);
+    namespaces::bootstrap(&registry)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    let address = listener.local_addr()?;
+    let state = Arc::new(server::AppState {
+        registry,
+        server_address: address.to_string(),
+    });
+    let app = server::router(state);
+    tracing::info!(%address, "API server listening");
+    match listener {
+        Listener::Plain(listener) => axum::serve(listener, app).await?,
+    }
+    Ok(())
+}

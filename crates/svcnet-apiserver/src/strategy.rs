@@ -1,0 +1,145 @@
+//! Per-kind rules of the generic registry, after upstream's REST strategies: which kinds have a
+//! status subresource, which track generation, what a create resets, and what an update keeps.
+//! Kind-specific validation and defaulting (Services next) plug in here.
+
+use serde_json::{json, Value};
+
+use svcnet_core::resources::ResourceInfo;
+
+use crate::status::Cause;
+
+/// How one kind behaves in the generic create/update paths.
+#[derive(Debug, Clone, Copy)]
+pub struct Strategy {
+    /// Spec writes ignore status and status writes ignore everything else.
+    pub status_subresource: bool,
+    /// metadata.generation starts at 1 and is bumped when the spec changes.
+    pub tracks_generation: bool,
+    /// A PUT to a missing object creates it (AllowCreateOnUpdate upstream).
+    pub create_on_update: bool,
+}
+
+pub fn strategy(resource: &ResourceInfo) -> Strategy {
+    let kind = resource.kind;
+    Strategy {
+        status_subresource: resource.has_status,
+        tracks_generation: matches!(kind, "Deployment" | "ReplicaSet" | "StatefulSet"),
+        create_on_update: matches!(kind, "Endpoints" | "Event" | "Lease" | "EndpointSlice"),
+    }
+}
+
+/// Resets what a client may not set on create, and applies create-time defaults.
+pub fn prepare_for_create(resource: &ResourceInfo, object: &mut Value) {
+    let map = object.as_object_mut().expect("objects are JSON objects");
+    match resource.kind {
+        "Namespace" => {
+            let spec = map.entry("spec").or_insert_with(|| json!({}));
+            if spec.get("finalizers").is_none() {
+                spec["finalizers"] = json!(["kubernetes"]);
+            }
+            map.insert("status".into(), json!({"phase": "Active"}));
+        }
+        "Service" => {
+            map.insert("status".into(), json!({"loadBalancer": {}}));
+        }
+        "Pod" => {
+            map.insert("status".into(), json!({"phase": "Pending", "qosClass": "BestEffort"}));
+        }
+        // Nodes may register with their status, as kubelets do.
+        "Node" => {}
+        _ if resource.has_status => {
+            map.remove("status");
+        }
+        _ => {}
+    }
+}
+
+/// Builds the object a write will store from the client's object and the stored one.
+pub fn prepare_for_update(resource: &ResourceInfo, subresource: Option<&str>, new: &mut Value, old: &Value) {
+    let strategy = strategy(resource);
+    if subresource == Some("status") {
+        // A status write changes status only.
+        let status = new.get("status").cloned();
+        *new = old.clone();
+        match status {
+            Some(status) => new["status"] = status,
+            None => {
+                new.as_object_mut().expect("object").remove("status");
+            }
+        }
+        return;
+    }
+    if strategy.status_subresource {
+        match old.get("status") {
+            Some(status) => new["status"] = status.clone(),
+            None => {
+                new.as_object_mut().expect("object").remove("status");
+            }
+        }
+    }
+    if strategy.tracks_generation {
+        let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
+        let changed = new.get("spec") != old.get("spec");
+        new["metadata"]["generation"] = json!(if changed { generation + 1 } else { generation });
+    }
+}
+
+/// Kind-specific validation of an object about to be stored (`old` on updates).
+pub fn validate(resource: &ResourceInfo, object: &Value, old: Option<&Value>) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let _ = old; // update-only rules (immutable fields) arrive with the Service registry
+    if resource.kind == "Service" {
+        let ports = object
+            .pointer("/spec/ports")
+            .and_then(Value::as_array)
+            .map(Vec::len)
+            .unwrap_or(0);
+        let kind = object
+            .pointer("/spec/type")
+            .and_then(Value::as_str)
+            .unwrap_or("ClusterIP");
+        if ports == 0
+            && kind != "ExternalName"
+            && object.pointer("/spec/clusterIP").and_then(Value::as_str) != Some("None")
+        {
+            causes.push(Cause::new("FieldValueRequired", "spec.ports", "Required value"));
+        }
+    }
+    causes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use svcnet_core::resources::by_kind;
+
+    #[test]
+    fn spec_writes_keep_status_and_bump_generation() {
+        let deploy = by_kind("Deployment").unwrap();
+        let old = json!({"metadata": {"generation": 2}, "spec": {"replicas": 1}, "status": {"replicas": 1}});
+        let mut new = json!({"metadata": {}, "spec": {"replicas": 3}, "status": {"replicas": 9}});
+        prepare_for_update(deploy, None, &mut new, &old);
+        assert_eq!(new["status"]["replicas"], 1);
+        assert_eq!(new["metadata"]["generation"], 3);
+    }
+
+    #[test]
+    fn status_writes_keep_spec() {
+        let svc = by_kind("Service").unwrap();
+        let old = json!({"metadata": {"labels": {"a": "b"}}, "spec": {"type": "LoadBalancer"}, "status": {}});
+        let mut new = json!({"metadata": {}, "spec": {"type": "ClusterIP"}, "status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.5"}]}}});
+        prepare_for_update(svc, Some("status"), &mut new, &old);
+        assert_eq!(new["spec"]["type"], "LoadBalancer");
+        assert_eq!(new["metadata"]["labels"]["a"], "b");
+        assert_eq!(new["status"]["loadBalancer"]["ingress"][0]["ip"], "203.0.113.5");
+    }
+
+    #[test]
+    fn create_resets_status_and_defaults_namespaces() {
+        let ns = by_kind("Namespace").unwrap();
+        let mut object = json!({"metadata": {"name": "a"}, "status": {"phase": "Terminating"}});
+        prepare_for_create(ns, &mut object);
+        assert_eq!(object["status"]["phase"], "Active");
+        assert_eq!(object["spec"]["finalizers"], json!(["kubernetes"]));
+    }
+}
