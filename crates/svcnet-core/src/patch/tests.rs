@@ -803,12 +803,12 @@ fn statefulset_volume_claim_templates_are_atomic() {
 #[test]
 fn key_order_is_kept_and_new_keys_are_appended() {
     let patched = smp(
-        json!({"a": 1, "b": 2, "c": 3}),
-        json!({"b": null, "a": 10, "d": 4}),
+        json!({"a": 1, "b": 2, "c": 3, "d": 4}),
+        json!({"b": null, "a": 10, "e": 5}),
         "Pod",
     );
     let keys: Vec<_> = patched.as_object().unwrap().keys().cloned().collect();
-    assert_eq!(keys, ["a", "c", "d"]);
+    assert_eq!(keys, ["a", "c", "d", "e"]);
     assert_eq!(patched["a"], 10);
 }
 
