@@ -441,7 +441,12 @@ fn apply_patch(old: &Value, body: &Value, patch_type: PatchType, kind: &str) -> 
         PatchType::StrategicMerge => patch::apply_strategic_merge_patch(old, body, kind),
         PatchType::Apply => patch::apply_server_side(old, body, kind),
     };
-    let patched = result.map_err(|err| ApiError::bad_request(err.to_string()))?;
+    let patched = result.map_err(|err| ApiError {
+        code: err.status_code(),
+        reason: err.reason(),
+        message: err.to_string(),
+        details: None,
+    })?;
     if !patched.is_object() {
         return Err(ApiError::bad_request(
             "the patch produced something other than an object",
