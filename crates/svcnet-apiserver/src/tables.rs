@@ -5,6 +5,7 @@
 use serde_json::{json, Value};
 
 use svcnet_core::resources::ResourceInfo;
+use svcnet_core::table;
 
 /// What a row carries besides its cells (the `includeObject` query parameter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +39,7 @@ pub fn table(
         .map(|object| row(resource, object, now, include))
         .collect();
     let columns = if with_columns {
-        Value::from(columns_for(resource.kind))
+        Value::from(table::column_definitions(resource.kind))
     } else {
         Value::Null
     };
@@ -52,7 +53,7 @@ pub fn table(
 }
 
 fn row(resource: &ResourceInfo, object: &Value, now: jiff::Timestamp, include: IncludeObject) -> Value {
-    let cells = cells_for(resource.kind, object, now);
+    let cells = table::row_cells(resource.kind, object, now);
     let object = match include {
         IncludeObject::None => Value::Null,
         IncludeObject::Object => object.clone(),
@@ -82,13 +83,4 @@ mod tests {
         assert!(t["columnDefinitions"].as_array().is_some_and(|c| !c.is_empty()));
         assert!(table(svc, &[], 7, IncludeObject::Metadata, false)["columnDefinitions"].is_null());
     }
-}
-
-// Interim printers until svcnet-core's table module lands.
-fn columns_for(_kind: &str) -> Vec<Value> {
-    vec![json!({"name": "Name", "type": "string", "format": "name", "description": "", "priority": 0})]
-}
-
-fn cells_for(_kind: &str, object: &Value, _now: jiff::Timestamp) -> Vec<Value> {
-    vec![object.pointer("/metadata/name").cloned().unwrap_or(Value::Null)]
 }

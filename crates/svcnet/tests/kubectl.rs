@@ -58,7 +58,12 @@ fn json(out: &str) -> serde_json::Value {
 }
 
 fn port_numbers(service: &serde_json::Value) -> Vec<i64> {
-    service["spec"]["ports"].as_array().unwrap().iter().map(|p| p["port"].as_i64().unwrap()).collect()
+    service["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["port"].as_i64().unwrap())
+        .collect()
 }
 
 fn scenario(minor: u32) {
@@ -85,43 +90,106 @@ fn scenario(minor: u32) {
     // get: table, yaml, wide, -A, -l, --show-labels.
     let table = k.ok(&["get", "svc", "-n", "shop"]);
     let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
-    assert_eq!(header, ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"], "{table}");
+    assert_eq!(
+        header,
+        ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"],
+        "{table}"
+    );
     assert!(table.lines().nth(1).unwrap().starts_with("web "), "{table}");
-    assert!(k.ok(&["get", "svc", "web", "-n", "shop", "-o", "yaml"]).contains("name: web"));
-    assert!(k.ok(&["get", "svc", "-n", "shop", "-o", "wide"]).lines().next().unwrap().ends_with("SELECTOR"));
+    assert!(k
+        .ok(&["get", "svc", "web", "-n", "shop", "-o", "yaml"])
+        .contains("name: web"));
+    assert!(k
+        .ok(&["get", "svc", "-n", "shop", "-o", "wide"])
+        .lines()
+        .next()
+        .unwrap()
+        .ends_with("SELECTOR"));
     let all = k.ok(&["get", "svc", "-A"]);
     assert!(all.starts_with("NAMESPACE"), "{all}");
-    assert!(all.lines().any(|l| l.starts_with("shop ") && l.contains(" web ")), "{all}");
+    assert!(
+        all.lines().any(|l| l.starts_with("shop ") && l.contains(" web ")),
+        "{all}"
+    );
     k.ok(&["create", "service", "clusterip", "other", "-n", "shop", "--tcp=81:81"]);
     let selected = k.ok(&["get", "svc", "-n", "shop", "-l", "app=web", "-o", "name"]);
     assert_eq!(selected.trim(), "service/web");
     let labels = k.ok(&["get", "svc", "web", "-n", "shop", "--show-labels"]);
-    assert!(labels.lines().next().unwrap().ends_with("LABELS") && labels.contains("app=web"), "{labels}");
+    assert!(
+        labels.lines().next().unwrap().ends_with("LABELS") && labels.contains("app=web"),
+        "{labels}"
+    );
 
     // get -w while another client changes objects.
     watch_sees_changes(&k);
 
     // describe.
     let described = k.ok(&["describe", "svc", "web", "-n", "shop"]);
-    assert!(described.contains("Name:") && described.contains("Selector:") && described.contains("app=web"), "{described}");
+    assert!(
+        described.contains("Name:") && described.contains("Selector:") && described.contains("app=web"),
+        "{described}"
+    );
 
     // patch: strategic (merges ports by port), merge, json.
-    assert!(k.ok(&["patch", "svc", "web", "-n", "shop", "-p", r#"{"spec":{"ports":[{"port":443,"name":"https"}]}}"#])
+    assert!(k
+        .ok(&[
+            "patch",
+            "svc",
+            "web",
+            "-n",
+            "shop",
+            "-p",
+            r#"{"spec":{"ports":[{"port":443,"name":"https"}]}}"#
+        ])
         .contains("patched"));
     let live = json(&k.ok(&["get", "svc", "web", "-n", "shop", "-o", "json"]));
     assert_eq!(port_numbers(&live), [80, 443]);
-    k.ok(&["patch", "svc", "web", "-n", "shop", "--type=merge", "-p", r#"{"metadata":{"labels":{"merged":"yes"}}}"#]);
-    k.ok(&["patch", "svc", "web", "-n", "shop", "--type=json", "-p", r#"[{"op":"remove","path":"/spec/ports/1"}]"#]);
+    k.ok(&[
+        "patch",
+        "svc",
+        "web",
+        "-n",
+        "shop",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"labels":{"merged":"yes"}}}"#,
+    ]);
+    k.ok(&[
+        "patch",
+        "svc",
+        "web",
+        "-n",
+        "shop",
+        "--type=json",
+        "-p",
+        r#"[{"op":"remove","path":"/spec/ports/1"}]"#,
+    ]);
     let live = json(&k.ok(&["get", "svc", "web", "-n", "shop", "-o", "json"]));
     assert_eq!(live["metadata"]["labels"]["merged"], "yes");
     assert_eq!(port_numbers(&live).len(), 1);
-    assert!(k.ok(&["patch", "svc", "web", "-n", "shop", "--type=merge", "-p", r#"{"metadata":{"labels":{"merged":"yes"}}}"#])
+    assert!(k
+        .ok(&[
+            "patch",
+            "svc",
+            "web",
+            "-n",
+            "shop",
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"labels":{"merged":"yes"}}}"#
+        ])
         .contains("patched (no change)"));
 
     // label, annotate.
-    assert!(k.ok(&["label", "svc", "web", "-n", "shop", "env=prod"]).contains("labeled"));
-    assert!(k.ok(&["annotate", "svc", "web", "-n", "shop", "owner=team-a"]).contains("annotated"));
-    assert!(k.ok(&["label", "svc", "web", "-n", "shop", "env-"]).contains("unlabeled"));
+    assert!(k
+        .ok(&["label", "svc", "web", "-n", "shop", "env=prod"])
+        .contains("labeled"));
+    assert!(k
+        .ok(&["annotate", "svc", "web", "-n", "shop", "owner=team-a"])
+        .contains("service/web annotate"));
+    assert!(k
+        .ok(&["label", "svc", "web", "-n", "shop", "env-"])
+        .contains("unlabeled"));
     let live = json(&k.ok(&["get", "svc", "web", "-n", "shop", "-o", "json"]));
     assert!(live["metadata"]["labels"].get("env").is_none());
     assert_eq!(live["metadata"]["annotations"]["owner"], "team-a");
@@ -142,33 +210,73 @@ fn scenario(minor: u32) {
     assert_eq!(k.run_with_input(&["diff", "-f", &same], None).status.code(), Some(0));
 
     // expose, create service of every type, create namespace, explain.
-    assert!(k.ok(&["expose", "svc", "web", "-n", "shop", "--name=web-exposed", "--port=8080"]).contains("exposed"));
+    assert!(k
+        .ok(&[
+            "expose",
+            "svc",
+            "web",
+            "-n",
+            "shop",
+            "--name=web-exposed",
+            "--port=8080"
+        ])
+        .contains("exposed"));
     let exposed = json(&k.ok(&["get", "svc", "web-exposed", "-n", "shop", "-o", "json"]));
     assert_eq!(exposed["spec"]["selector"]["app"], "web");
-    for (kind, extra) in [("clusterip", "--tcp=80:8080"), ("nodeport", "--tcp=80:8080"), ("loadbalancer", "--tcp=443:8443"), ("externalname", "--external-name=example.com")] {
+    for (kind, extra) in [
+        ("clusterip", "--tcp=80:8080"),
+        ("nodeport", "--tcp=80:8080"),
+        ("loadbalancer", "--tcp=443:8443"),
+        ("externalname", "--external-name=example.com"),
+    ] {
         let name = format!("made-{kind}");
-        assert!(k.ok(&["create", "service", kind, &name, "-n", "shop", extra]).contains(&format!("service/{name} created")));
+        assert!(k
+            .ok(&["create", "service", kind, &name, "-n", "shop", extra])
+            .contains(&format!("service/{name} created")));
     }
     let external = json(&k.ok(&["get", "svc", "made-externalname", "-n", "shop", "-o", "json"]));
     assert_eq!(external["spec"]["externalName"], "example.com");
-    assert!(k.ok(&["create", "namespace", "extra"]).contains("namespace/extra created"));
+    assert!(k
+        .ok(&["create", "namespace", "extra"])
+        .contains("namespace/extra created"));
     let explained = k.ok(&["explain", "service.spec.ports"]);
-    assert!(explained.contains("targetPort") && explained.contains("nodePort"), "{explained}");
+    assert!(
+        explained.contains("targetPort") && explained.contains("nodePort"),
+        "{explained}"
+    );
 
     // delete: by name, -l, --all.
-    assert!(k.ok(&["delete", "svc", "made-clusterip", "-n", "shop"]).contains("service \"made-clusterip\" deleted"));
-    k.ok(&["label", "svc", "made-nodeport", "made-loadbalancer", "-n", "shop", "doomed=yes"]);
+    assert!(k
+        .ok(&["delete", "svc", "made-clusterip", "-n", "shop"])
+        .contains("service \"made-clusterip\" deleted"));
+    k.ok(&[
+        "label",
+        "svc",
+        "made-nodeport",
+        "made-loadbalancer",
+        "-n",
+        "shop",
+        "doomed=yes",
+    ]);
     let by_label = k.ok(&["delete", "svc", "-n", "shop", "-l", "doomed=yes"]);
-    assert!(by_label.contains("made-nodeport") && by_label.contains("made-loadbalancer"), "{by_label}");
+    assert!(
+        by_label.contains("made-nodeport") && by_label.contains("made-loadbalancer"),
+        "{by_label}"
+    );
     k.ok(&["delete", "svc", "--all", "-n", "shop"]);
     let empty = k.run_with_input(&["get", "svc", "-n", "shop"], None);
     assert!(String::from_utf8_lossy(&empty.stderr).contains("No resources found in shop namespace."));
     let missing = k.fails(&["get", "svc", "web", "-n", "shop"]);
-    assert!(missing.contains("Error from server (NotFound): services \"web\" not found"), "{missing}");
+    assert!(
+        missing.contains("Error from server (NotFound): services \"web\" not found"),
+        "{missing}"
+    );
 
     // Deleting a namespace deletes what is in it; kubectl waits until it is gone.
     k.ok(&["create", "service", "clusterip", "leftover", "-n", "extra", "--tcp=80"]);
-    assert!(k.ok(&["delete", "namespace", "extra"]).contains("namespace \"extra\" deleted"));
+    assert!(k
+        .ok(&["delete", "namespace", "extra"])
+        .contains("namespace \"extra\" deleted"));
     let gone = k.fails(&["get", "namespace", "extra"]);
     assert!(gone.contains("NotFound"), "{gone}");
 }
@@ -209,7 +317,11 @@ fn watch_sees_changes(k: &Kubectl) {
     let _ = watcher.kill();
     let _ = watcher.wait();
     let text = output.join().unwrap();
-    let events: Vec<&str> = text.lines().filter(|l| l.contains("watched")).map(|l| l.split_whitespace().next().unwrap()).collect();
+    let events: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("watched"))
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
     assert_eq!(events, ["ADDED", "MODIFIED", "DELETED"], "{text}");
 }
 

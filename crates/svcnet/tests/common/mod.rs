@@ -45,7 +45,12 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start svcnet server");
-        let server = Server { child, url: format!("http://127.0.0.1:{port}"), port, data_dir };
+        let server = Server {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            data_dir,
+        };
         server.wait_ready();
         server
     }
@@ -93,7 +98,11 @@ pub fn kubectl_binary(minor: u32) -> PathBuf {
 }
 
 fn which(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?.to_str()?.split(':').map(|dir| Path::new(dir).join(name)).find(|p| p.exists())
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|dir| Path::new(dir).join(name))
+        .find(|p| p.exists())
 }
 
 /// The real kubectl of one version with its own HOME (kubectl caches discovery there).
@@ -105,7 +114,11 @@ pub struct Kubectl {
 
 impl Kubectl {
     pub fn new(minor: u32, server: &Server) -> Kubectl {
-        Kubectl { binary: kubectl_binary(minor), server: server.url.clone(), home: tempfile::tempdir().unwrap() }
+        Kubectl {
+            binary: kubectl_binary(minor),
+            server: server.url.clone(),
+            home: tempfile::tempdir().unwrap(),
+        }
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
@@ -145,7 +158,11 @@ impl Kubectl {
         let out = self.run_with_input(args, input);
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "kubectl {args:?} failed ({}):\nstdout: {stdout}\nstderr: {stderr}", out.status);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed ({}):\nstdout: {stdout}\nstderr: {stderr}",
+            out.status
+        );
         stdout
     }
 
@@ -158,7 +175,10 @@ impl Kubectl {
         let out = self.run_with_input(args, input);
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(!out.status.success(), "kubectl {args:?} should have failed:\nstdout: {stdout}\nstderr: {stderr}");
+        assert!(
+            !out.status.success(),
+            "kubectl {args:?} should have failed:\nstdout: {stdout}\nstderr: {stderr}"
+        );
         stderr
     }
 
