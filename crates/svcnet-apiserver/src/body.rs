@@ -167,7 +167,8 @@ fn round_trip<T: DeserializeOwned + Serialize>(object: Value) -> Result<(Value, 
 /// `spec.ports.0.tragetPort` -> `spec.ports[0].tragetPort`, the form upstream reports.
 fn field_path(path: &str) -> String {
     let mut out = String::new();
-    for segment in path.split('.') {
+    // serde_ignored marks Option and newtype layers with `?`; they are not fields.
+    for segment in path.split('.').filter(|s| *s != "?") {
         if !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit()) {
             out.push_str(&format!("[{segment}]"));
         } else {

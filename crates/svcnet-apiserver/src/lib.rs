@@ -74,3 +74,17 @@ pub async fn serve(config: Config, listener: Listener) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The API as a router over any store, with the initial namespaces in place. In-process tests
+/// drive it directly; [`serve`] puts it behind a listener.
+pub async fn app(store: Arc<dyn svcnet_store::Store>, server_address: &str) -> anyhow::Result<axum::Router> {
+    let registry = registry::Registry::new(store);
+    namespaces::bootstrap(&registry)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    let state = Arc::new(server::AppState {
+        registry,
+        server_address: server_address.to_string(),
+    });
+    Ok(server::router(state))
+}

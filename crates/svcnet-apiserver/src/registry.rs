@@ -293,8 +293,8 @@ impl Registry {
         old: &Value,
         options: WriteOptions,
     ) -> ApiResult<Written> {
-        prepare_for_update(resource, subresource, &mut object, old);
         objects::keep_server_metadata(&mut object, old);
+        prepare_for_update(resource, subresource, &mut object, old);
         let old_revision: u64 = objects::resource_version(old)
             .and_then(|rv| rv.parse().ok())
             .unwrap_or(0);
