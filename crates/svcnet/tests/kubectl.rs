@@ -272,6 +272,8 @@ fn scenario(minor: u32) {
         "{missing}"
     );
 
+    bad_input(&k);
+
     // Deleting a namespace deletes what is in it; kubectl waits until it is gone.
     k.ok(&["create", "service", "clusterip", "leftover", "-n", "extra", "--tcp=80"]);
     assert!(k
@@ -338,4 +340,29 @@ fn kubectl_1_30() {
 #[test]
 fn kubectl_1_33() {
     scenario(33);
+}
+
+/// Bad manifests get upstream's error lines and change nothing.
+fn bad_input(k: &Kubectl) {
+    let before = k.ok(&["get", "svc", "-A", "-o", "name"]);
+    let typo = k.file(
+        "typo.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: typo\nspec:\n  ports:\n  - port: 80\n    tragetPort: 8080\n",
+    );
+    let err = k.fails(&["create", "-f", &typo]);
+    assert!(err.contains("unknown field") && err.contains("tragetPort"), "{err}");
+    let bad_name = k.file(
+        "bad-name.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: Bad_Name\nspec:\n  ports:\n  - port: 80\n",
+    );
+    let err = k.fails(&["create", "-f", &bad_name]);
+    assert!(
+        err.contains("The Service \"Bad_Name\" is invalid: metadata.name: Invalid value: \"Bad_Name\": a DNS-1035 label must consist of lower case alphanumeric characters"),
+        "{err}"
+    );
+    let malformed = k.file("malformed.yaml", "apiVersion: v1\nkind: Service\nmetadata: [\n");
+    k.fails(&["apply", "-f", &malformed]);
+    let err = k.fails(&["create", "service", "clusterip", "nowhere", "-n", "missing", "--tcp=80"]);
+    assert!(err.contains("namespaces \"missing\" not found"), "{err}");
+    assert_eq!(k.ok(&["get", "svc", "-A", "-o", "name"]), before, "nothing was stored");
 }
