@@ -72,38 +72,11 @@ macro_rules! resource {
 
 /// Every resource svcnet serves, in discovery order.
 pub const RESOURCES: &[ResourceInfo] = &[
-    resource!(
-        "",
-        "Namespace",
-        "namespaces",
-        "namespace",
-        false,
-        &["ns"],
-        NONE,
-        true
-    ),
+    resource!("", "Namespace", "namespaces", "namespace", false, &["ns"], NONE, true),
     resource!("", "Node", "nodes", "node", false, &["no"], NONE, true),
     resource!("", "Pod", "pods", "pod", true, &["po"], ALL, true),
-    resource!(
-        "",
-        "Service",
-        "services",
-        "service",
-        true,
-        &["svc"],
-        ALL,
-        true
-    ),
-    resource!(
-        "",
-        "Endpoints",
-        "endpoints",
-        "endpoints",
-        true,
-        &["ep"],
-        NONE,
-        false
-    ),
+    resource!("", "Service", "services", "service", true, &["svc"], ALL, true),
+    resource!("", "Endpoints", "endpoints", "endpoints", true, &["ep"], NONE, false),
     resource!("", "Event", "events", "event", true, &["ev"], NONE, false),
     resource!(
         "discovery.k8s.io",
@@ -162,9 +135,7 @@ pub const GROUPS: &[&str] = &["apps", "discovery.k8s.io", "coordination.k8s.io"]
 
 /// Looks a resource up by group and plural name.
 pub fn by_plural(group: &str, plural: &str) -> Option<&'static ResourceInfo> {
-    RESOURCES
-        .iter()
-        .find(|r| r.group == group && r.plural == plural)
+    RESOURCES.iter().find(|r| r.group == group && r.plural == plural)
 }
 
 /// Looks a resource up by kind.
@@ -173,10 +144,7 @@ pub fn by_kind(kind: &str) -> Option<&'static ResourceInfo> {
 }
 
 /// The resources of one group/version.
-pub fn in_group_version<'a>(
-    group: &'a str,
-    version: &'a str,
-) -> impl Iterator<Item = &'static ResourceInfo> + 'a {
+pub fn in_group_version<'a>(group: &'a str, version: &'a str) -> impl Iterator<Item = &'static ResourceInfo> + 'a {
     RESOURCES
         .iter()
         .filter(move |r| r.group == group && r.version == version)
