@@ -83,8 +83,7 @@ pub fn typed_object(
     validation: FieldValidation,
 ) -> ApiResult<(Value, Vec<String>)> {
     check_kind(resource, &mut object)?;
-    let (normalised, unknown) =
-        normalise(resource.kind, object).map_err(|err| cannot_handle(resource, &format!("{err}")))?;
+    let (normalised, unknown) = normalise(resource.kind, object).map_err(|err| cannot_handle(resource, &err))?;
     let unknown: Vec<String> = unknown
         .into_iter()
         .map(|path| format!("unknown field \"{path}\""))

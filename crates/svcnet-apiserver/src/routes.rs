@@ -30,9 +30,8 @@ pub fn parse(path: &str) -> Option<Target> {
         ["apis", group, version, rest @ ..] => (*group, *version, rest),
         _ => return None,
     };
-    if resources::in_group_version(group, version).next().is_none() {
-        return None;
-    }
+    // Only served group/versions have resources.
+    resources::in_group_version(group, version).next()?;
     let lookup = |plural: &str| resources::by_plural(group, plural).filter(|r| r.version == version);
     let namespaced = |plural: &str| lookup(plural).filter(|r| r.namespaced);
     let object = |resource, namespace: Option<&str>, name: &str, sub: Option<&str>| {
