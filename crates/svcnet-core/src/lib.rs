@@ -5,4 +5,5 @@
 pub mod patch;
 pub mod resources;
 pub mod selector;
+pub mod service;
 pub mod table;
