@@ -37,11 +37,14 @@ pub struct AppState {
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/version", get(version))
+        .route("/version/", get(version))
         .route("/healthz", get(ok))
         .route("/livez", get(ok))
         .route("/readyz", get(ok))
         .route("/api", get(api))
+        .route("/api/", get(api))
         .route("/apis", get(apis))
+        .route("/apis/", get(apis))
         .route("/openapi/v3", get(openapi_v3_index))
         .route("/openapi/v3/{*gv}", get(openapi_v3_document))
         .route("/openapi/v2", get(openapi_v2))
@@ -362,6 +365,9 @@ async fn object(
             let content_type = h::content_type(headers);
             let patch_type = PatchType::from_content_type(&content_type)
                 .ok_or_else(|| ApiError::unsupported_patch(&content_type))?;
+            if patch_type == PatchType::Apply && query.get("fieldManager").is_none_or(str::is_empty) {
+                return Err(ApiError::field_manager_required());
+            }
             let bytes = body::read(body).await?;
             let patch = match patch_type {
                 PatchType::Apply => body::parse_yaml(&bytes)?,
@@ -388,15 +394,27 @@ async fn object(
             if resource.kind == "Namespace" && !dry_run && !deleted.gone {
                 namespaces::spawn_finalizer(registry.clone(), name.to_string());
             }
-            let code = if deleted.gone {
-                StatusCode::OK
-            } else {
-                StatusCode::ACCEPTED
-            };
-            Ok(h::json_response(code, &deleted.object))
+            Ok(h::json_response(StatusCode::OK, &delete_result(resource, &deleted)))
         }
         _ => Err(ApiError::method_not_allowed(format!(
             "the server does not allow this method on the requested resource ({method})"
         ))),
     }
+}
+
+/// Upstream returns the deleted object for the kinds whose storage asks for it (pods, services,
+/// namespaces) and for objects that still exist (finalizers pending); others get a Success Status.
+fn delete_result(resource: &ResourceInfo, deleted: &crate::registry::Deleted) -> Value {
+    if !deleted.gone || matches!(resource.kind, "Pod" | "Service" | "Namespace") {
+        return deleted.object.clone();
+    }
+    let mut details = json!({
+        "name": crate::objects::name(&deleted.object).unwrap_or(""),
+        "kind": resource.plural,
+        "uid": crate::objects::meta_str(&deleted.object, "uid").unwrap_or(""),
+    });
+    if !resource.group.is_empty() {
+        details["group"] = json!(resource.group);
+    }
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details})
 }

@@ -123,6 +123,22 @@ impl ApiError {
         }
     }
 
+    /// Server-side apply needs a field manager.
+    pub fn field_manager_required() -> Self {
+        ApiError {
+            code: 422,
+            reason: "Invalid",
+            message:
+                "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"
+                    .into(),
+            details: Some(json!({
+                "group": "meta.k8s.io",
+                "kind": "PatchOptions",
+                "causes": [{"reason": "FieldValueRequired", "message": "Required value: is required for apply patch", "field": "fieldManager"}],
+            })),
+        }
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         ApiError {
             code: 400,

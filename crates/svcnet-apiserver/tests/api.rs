@@ -487,7 +487,7 @@ async fn finalizers_hold_deletion() {
             json!({"propagationPolicy": "Background"}),
         )
         .await;
-    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(status, StatusCode::OK);
     assert!(marked["metadata"]["deletionTimestamp"].is_string());
     assert_eq!(
         api.get("/api/v1/namespaces/default/services/held").await.0,
