@@ -2,6 +2,7 @@
 //! label and field selectors, patch application (JSON, merge, strategic merge) and Table rendering.
 //! Everything here is a pure function of its inputs, so the API server, controllers and tests share it.
 
+pub mod field;
 pub mod patch;
 pub mod resources;
 pub mod selector;

@@ -15,108 +15,11 @@ use std::fmt;
 pub struct SelectorError(pub String);
 
 // ---------------------------------------------------------------------------------------
-// Field errors (k8s.io/apimachinery/pkg/util/validation/field)
+// Field errors (k8s.io/apimachinery/pkg/util/validation/field), shared with other validators
 // ---------------------------------------------------------------------------------------
 
-/// The kinds of field error these helpers produce.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FieldErrorKind {
-    Invalid,
-    TooLong,
-}
-
-impl FieldErrorKind {
-    /// The `StatusCause.reason` value (`metav1.CauseType`).
-    pub fn reason(self) -> &'static str {
-        match self {
-            FieldErrorKind::Invalid => "FieldValueInvalid",
-            FieldErrorKind::TooLong => "FieldValueTooLong",
-        }
-    }
-
-    fn label(self) -> &'static str {
-        match self {
-            FieldErrorKind::Invalid => "Invalid value",
-            FieldErrorKind::TooLong => "Too long",
-        }
-    }
-}
-
-/// One field-level validation error, shaped like upstream `field.Error` so that it maps onto
-/// a `StatusCause` as `{reason: kind.reason(), message: body(), field}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    pub kind: FieldErrorKind,
-    pub field: String,
-    /// The offending value already rendered the way Go's `%q` would print it.
-    pub bad_value: String,
-    pub detail: String,
-}
-
-impl FieldError {
-    fn invalid(field: &str, value: &str, detail: &str) -> Self {
-        FieldError {
-            kind: FieldErrorKind::Invalid,
-            field: field.to_string(),
-            bad_value: go_quote(value),
-            detail: detail.to_string(),
-        }
-    }
-
-    /// The message without the field name (upstream `ErrorBody`); "Too long" errors omit
-    /// the value, as upstream does, since it may be huge.
-    pub fn body(&self) -> String {
-        let mut s = match self.kind {
-            FieldErrorKind::TooLong => self.kind.label().to_string(),
-            FieldErrorKind::Invalid => format!("{}: {}", self.kind.label(), self.bad_value),
-        };
-        if !self.detail.is_empty() {
-            s.push_str(": ");
-            s.push_str(&self.detail);
-        }
-        s
-    }
-}
-
-/// A field error used as a `StatusCause.message` is its body.
-impl From<FieldError> for String {
-    fn from(e: FieldError) -> String {
-        e.body()
-    }
-}
-
-impl fmt::Display for FieldError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.body())
-    }
-}
-
-/// Quotes a string the way Go's `%q` / `strconv.Quote` does for the characters that matter
-/// in API input: backslash escapes for quotes, backslashes and control characters.
-fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+use crate::field::go_quote;
+pub use crate::field::{FieldError, FieldErrorKind};
 
 /// Renders a string slice the way Go's `%#v` prints a `[]string`, which is how
 /// `NewRequirement` reports a bad value set.
