@@ -6,13 +6,16 @@
 //! [`strategy`]) -> the store. Errors become Status objects in [`status`].
 
 pub mod body;
+pub mod cluster_objects;
 pub mod discovery;
 pub mod http;
 pub mod namespaces;
 pub mod objects;
 pub mod registry;
+pub mod repair;
 pub mod routes;
 pub mod server;
+pub mod services;
 pub mod status;
 pub mod strategy;
 pub mod tables;
@@ -29,6 +32,7 @@ use svcnet_store::RedbStore;
 pub struct Config {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
+    pub service_network: services::ServiceNetwork,
 }
 
 /// Where the server accepts connections. Plain HTTP today; TLS slots in as another variant.
@@ -58,16 +62,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 pub async fn serve(config: Config, listener: Listener) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)?;
     let store = Arc::new(RedbStore::open(&config.data_dir.join("store.redb"))?);
-    let registry = registry::Registry::new(store);
-    namespaces::bootstrap(&registry)
-        .await
-        .map_err(|e| anyhow::anyhow!(e.message))?;
     let address = listener.local_addr()?;
-    let state = Arc::new(server::AppState {
-        registry,
-        server_address: address.to_string(),
-    });
-    let app = server::router(state);
+    let app = app(store, &address.to_string(), config.service_network).await?;
     tracing::info!(%address, "API server listening");
     match listener {
         Listener::Plain(listener) => axum::serve(listener, app).await?,
@@ -77,11 +73,23 @@ pub async fn serve(config: Config, listener: Listener) -> anyhow::Result<()> {
 
 /// The API as a router over any store, with the initial namespaces in place. In-process tests
 /// drive it directly; [`serve`] puts it behind a listener.
-pub async fn app(store: Arc<dyn svcnet_store::Store>, server_address: &str) -> anyhow::Result<axum::Router> {
-    let registry = registry::Registry::new(store);
-    namespaces::bootstrap(&registry)
-        .await
-        .map_err(|e| anyhow::anyhow!(e.message))?;
+pub async fn app(
+    store: Arc<dyn svcnet_store::Store>,
+    server_address: &str,
+    network: services::ServiceNetwork,
+) -> anyhow::Result<axum::Router> {
+    let allocator = Arc::new(services::ServiceAllocator::new(network).map_err(|e| anyhow::anyhow!(e))?);
+    let registry = registry::Registry::new(store, allocator);
+    let fail = |e: status::ApiError| anyhow::anyhow!(e.message);
+    namespaces::bootstrap(&registry).await.map_err(fail)?;
+    let report = repair::repair(&registry).await.map_err(fail)?;
+    tracing::info!(?report, "service allocations repaired");
+    let api_port = server_address
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(6443);
+    cluster_objects::ensure(&registry, api_port).await.map_err(fail)?;
     let state = Arc::new(server::AppState {
         registry,
         server_address: server_address.to_string(),

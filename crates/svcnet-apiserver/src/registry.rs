@@ -13,6 +13,7 @@ use svcnet_store::{Error as StoreError, Op, Precondition, Store};
 
 use crate::body::{typed_object, FieldValidation};
 use crate::objects::{self, from_kv, key, prefix};
+use crate::services::{Reservation, ServiceAllocator};
 use crate::status::{ApiError, ApiResult};
 use crate::strategy::{self, prepare_for_create, prepare_for_update, strategy};
 
@@ -79,11 +80,27 @@ const PATCH_RETRIES: usize = 5;
 #[derive(Clone)]
 pub struct Registry {
     pub store: Arc<dyn Store>,
+    pub services: Arc<ServiceAllocator>,
 }
 
 impl Registry {
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Registry { store }
+    pub fn new(store: Arc<dyn Store>, services: Arc<ServiceAllocator>) -> Self {
+        Registry { store, services }
+    }
+
+    /// Allocations a write of `object` needs (Services only).
+    fn reserve(
+        &self,
+        resource: &ResourceInfo,
+        object: &mut Value,
+        old: Option<&Value>,
+        dry_run: bool,
+    ) -> ApiResult<Reservation> {
+        if resource.kind == "Service" {
+            self.services.plan(object, old, dry_run)
+        } else {
+            Ok(Reservation::none())
+        }
     }
 
     pub async fn get(&self, resource: &ResourceInfo, namespace: Option<&str>, name: &str) -> ApiResult<Value> {
@@ -135,6 +152,7 @@ impl Registry {
             namespace.filter(|_| resource.namespaced),
             strategy(resource).tracks_generation,
         );
+        let mut reservation = self.reserve(resource, &mut object, None, options.dry_run)?;
         causes = strategy::validate(resource, &object, None);
         if !causes.is_empty() {
             return Err(ApiError::invalid(resource, &name, causes));
@@ -146,13 +164,16 @@ impl Registry {
                 warnings,
             });
         }
-        let op = Op::Put {
-            key: key(resource, namespace, &name),
+        let key = key(resource, namespace, &name);
+        let mut ops = vec![Op::Put {
+            key: key.clone(),
             value: objects::to_bytes(&object),
             precondition: Precondition::MustNotExist,
-        };
-        match self.store.txn(vec![op]).await {
+        }];
+        ops.append(&mut reservation.plan.ops);
+        match self.store.txn(ops).await {
             Ok(result) => {
+                reservation.commit();
                 objects::set_resource_version(&mut object, result.revision);
                 Ok(Written {
                     object,
@@ -160,7 +181,10 @@ impl Registry {
                     warnings,
                 })
             }
-            Err(StoreError::AlreadyExists(_)) => Err(ApiError::already_exists(resource, &name)),
+            Err(StoreError::AlreadyExists(existing)) if existing == key => {
+                Err(ApiError::already_exists(resource, &name))
+            }
+            Err(StoreError::AlreadyExists(allocation)) => Err(allocation_taken(resource, &name, &allocation)),
             Err(err) => Err(err.into()),
         }
     }
@@ -299,6 +323,10 @@ impl Registry {
             .and_then(|rv| rv.parse().ok())
             .unwrap_or(0);
         objects::set_resource_version(&mut object, old_revision);
+        let mut reservation = match subresource {
+            None => self.reserve(resource, &mut object, Some(old), options.dry_run)?,
+            Some(_) => Reservation::none(),
+        };
         let mut causes = objects::validate_metadata(resource, &object);
         causes.extend(strategy::validate(resource, &object, Some(old)));
         if !causes.is_empty() {
@@ -322,7 +350,10 @@ impl Registry {
         let key = key(resource, namespace, name);
         let precondition = Precondition::ModRevision(old_revision);
         let finishing = objects::is_deleting(&object) && objects::finalizers(&object).is_empty();
-        let op = if finishing {
+        if finishing && resource.kind == "Service" {
+            reservation = self.services.plan_delete(old);
+        }
+        let mut ops = vec![if finishing {
             Op::Delete { key, precondition }
         } else {
             Op::Put {
@@ -330,9 +361,11 @@ impl Registry {
                 value: objects::to_bytes(&object),
                 precondition,
             }
-        };
-        match self.store.txn(vec![op]).await {
+        }];
+        ops.append(&mut reservation.plan.ops);
+        match self.store.txn(ops).await {
             Ok(result) => {
+                reservation.commit();
                 objects::set_resource_version(&mut object, result.revision);
                 Ok(Written {
                     object,
@@ -341,6 +374,7 @@ impl Registry {
                 })
             }
             Err(StoreError::Conflict { .. } | StoreError::NotFound(_)) => Err(ApiError::modified(resource, name)),
+            Err(StoreError::AlreadyExists(allocation)) => Err(allocation_taken(resource, name, &allocation)),
             Err(err) => Err(err.into()),
         }
     }
@@ -383,6 +417,11 @@ impl Registry {
                     gone: false,
                 });
             }
+            let mut reservation = if keep || resource.kind != "Service" {
+                Reservation::none()
+            } else {
+                self.services.plan_delete(&old)
+            };
             let op = if keep {
                 Op::Put {
                     key,
@@ -395,8 +434,11 @@ impl Registry {
                     precondition: Precondition::ModRevision(revision),
                 }
             };
-            match self.store.txn(vec![op]).await {
+            let mut ops = vec![op];
+            ops.append(&mut reservation.plan.ops);
+            match self.store.txn(ops).await {
                 Ok(result) => {
+                    reservation.commit();
                     let mut object = if keep { marked } else { old };
                     objects::set_resource_version(&mut object, result.revision);
                     return Ok(Deleted { object, gone: !keep });
@@ -506,4 +548,19 @@ fn mark_deleting(object: &mut Value) {
 fn mark_namespace_terminating(object: &mut Value) {
     mark_deleting(object);
     object["status"] = json!({"phase": "Terminating"});
+}
+
+/// A concurrent writer took an allocation between our reservation and commit (only possible
+/// when stored allocations and the in-memory bitmap disagree, which the repair pass fixes).
+fn allocation_taken(resource: &ResourceInfo, name: &str, key: &str) -> ApiError {
+    let value = key.rsplit('/').next().unwrap_or(key);
+    ApiError::invalid(
+        resource,
+        name,
+        vec![crate::status::Cause::new(
+            "FieldValueInvalid",
+            "spec",
+            format!("Invalid value: \"{value}\": provided value is already allocated"),
+        )],
+    )
 }

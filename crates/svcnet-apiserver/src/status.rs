@@ -213,6 +213,16 @@ impl ApiError {
         }
     }
 
+    /// upstream NewInternalError: "Internal error occurred: ..." with the cause repeated.
+    pub fn internal_error(cause: &str) -> Self {
+        ApiError {
+            code: 500,
+            reason: "InternalError",
+            message: format!("Internal error occurred: {cause}"),
+            details: Some(json!({"causes": [{"message": cause}]})),
+        }
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         ApiError {
             code: 500,

@@ -5,6 +5,7 @@
 use serde_json::{json, Value};
 
 use svcnet_core::resources::ResourceInfo;
+use svcnet_core::service;
 
 use crate::status::Cause;
 
@@ -41,6 +42,8 @@ pub fn prepare_for_create(resource: &ResourceInfo, object: &mut Value) {
         }
         "Service" => {
             map.insert("status".into(), json!({"loadBalancer": {}}));
+            service::defaults::apply_defaults(object);
+            service::update::normalize_cluster_ips_on_create(object);
         }
         "Pod" => {
             map.insert("status".into(), json!({"phase": "Pending", "qosClass": "BestEffort"}));
@@ -76,6 +79,10 @@ pub fn prepare_for_update(resource: &ResourceInfo, subresource: Option<&str>, ne
                 new.as_object_mut().expect("object").remove("status");
             }
         }
+    }
+    if resource.kind == "Service" {
+        service::defaults::apply_defaults(new);
+        service::update::prepare_update(new, old);
     }
     if strategy.tracks_generation {
         let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);

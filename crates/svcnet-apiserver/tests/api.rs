@@ -25,7 +25,9 @@ impl Api {
     async fn new() -> Api {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(RedbStore::open(&dir.path().join("db")).unwrap());
-        let app = svcnet_apiserver::app(store.clone(), "127.0.0.1:6443").await.unwrap();
+        let app = svcnet_apiserver::app(store.clone(), "127.0.0.1:6443", Default::default())
+            .await
+            .unwrap();
         Api { app, store, _dir: dir }
     }
 
@@ -544,10 +546,10 @@ async fn namespace_deletion_empties_it() {
 #[tokio::test]
 async fn selectors_on_lists() {
     let api = Api::new().await;
-    api.create_service("default", "a", json!({"app": "web", "tier": "front"}))
+    api.create_service("kube-public", "a", json!({"app": "web", "tier": "front"}))
         .await;
-    api.create_service("default", "b", json!({"app": "web"})).await;
-    api.create_service("default", "c", json!({"app": "db"})).await;
+    api.create_service("kube-public", "b", json!({"app": "web"})).await;
+    api.create_service("kube-public", "c", json!({"app": "db"})).await;
     let names = |list: &Value| -> Vec<String> {
         list["items"]
             .as_array()
@@ -565,16 +567,18 @@ async fn selectors_on_lists() {
         ("fieldSelector=metadata.name%3Db", vec!["b"]),
         ("labelSelector=app%3Dweb&fieldSelector=metadata.name%21%3Da", vec!["b"]),
     ] {
-        let (status, list) = api.get(&format!("/api/v1/namespaces/default/services?{query}")).await;
+        let (status, list) = api
+            .get(&format!("/api/v1/namespaces/kube-public/services?{query}"))
+            .await;
         assert_eq!(status, StatusCode::OK, "{query}: {list}");
         assert_eq!(names(&list), expected, "{query}");
     }
     let (status, _) = api
-        .get("/api/v1/namespaces/default/services?fieldSelector=spec.bogus%3Dx")
+        .get("/api/v1/namespaces/kube-public/services?fieldSelector=spec.bogus%3Dx")
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (_, all) = api.get("/api/v1/services").await;
-    assert_eq!(names(&all).len(), 3);
+    assert_eq!(names(&all).len(), 4, "three here and default/kubernetes");
 }
 
 #[tokio::test]
@@ -607,17 +611,17 @@ async fn watch_replays_from_a_resource_version() {
 #[tokio::test]
 async fn watch_from_zero_starts_with_synthetic_added() {
     let api = Api::new().await;
-    api.create_service("default", "a", json!({})).await;
+    api.create_service("kube-public", "a", json!({})).await;
     let response = api
         .raw(
             "GET",
-            "/api/v1/namespaces/default/services?watch=true&resourceVersion=0",
+            "/api/v1/namespaces/kube-public/services?watch=true&resourceVersion=0",
             JSON,
             JSON,
             vec![],
         )
         .await;
-    api.create_service("default", "b", json!({})).await;
+    api.create_service("kube-public", "b", json!({})).await;
     assert_eq!(types(&events(response, 2).await), ["ADDED a", "ADDED b"]);
 }
 
@@ -687,14 +691,14 @@ async fn watch_timeout_bookmarks_and_tables() {
     let response = api
         .raw(
             "GET",
-            "/api/v1/namespaces/default/services?watch=true&timeoutSeconds=1",
+            "/api/v1/namespaces/kube-public/services?watch=true&timeoutSeconds=1",
             JSON,
             TABLE,
             vec![],
         )
         .await;
-    api.create_service("default", "a", json!({"app": "web"})).await;
-    api.create_service("default", "b", json!({})).await;
+    api.create_service("kube-public", "a", json!({"app": "web"})).await;
+    api.create_service("kube-public", "b", json!({})).await;
     let seen = events(response, 10).await;
     assert_eq!(seen.len(), 2, "the stream ends at its timeout: {seen:?}");
     assert_eq!(seen[0]["object"]["kind"], "Table");
@@ -702,7 +706,7 @@ async fn watch_timeout_bookmarks_and_tables() {
     assert!(seen[0]["object"]["columnDefinitions"].is_array());
     assert!(seen[1]["object"]["columnDefinitions"].is_null());
 
-    let response = api.raw("GET", "/api/v1/namespaces/default/services?watch=true&sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan", JSON, JSON, vec![]).await;
+    let response = api.raw("GET", "/api/v1/namespaces/kube-public/services?watch=true&sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan", JSON, JSON, vec![]).await;
     let seen = events(response, 3).await;
     assert_eq!(seen[2]["type"], "BOOKMARK");
     assert_eq!(

@@ -128,10 +128,30 @@ pub const RESOURCES: &[ResourceInfo] = &[
         ALL,
         true
     ),
+    resource!(
+        "networking.k8s.io",
+        "ServiceCIDR",
+        "servicecidrs",
+        "servicecidr",
+        false,
+        NONE,
+        NONE,
+        true
+    ),
+    resource!(
+        "networking.k8s.io",
+        "IPAddress",
+        "ipaddresses",
+        "ipaddress",
+        false,
+        &["ip"],
+        NONE,
+        false
+    ),
 ];
 
 /// The groups served under `/apis`, in discovery order.
-pub const GROUPS: &[&str] = &["apps", "discovery.k8s.io", "coordination.k8s.io"];
+pub const GROUPS: &[&str] = &["apps", "discovery.k8s.io", "coordination.k8s.io", "networking.k8s.io"];
 
 /// Looks a resource up by group and plural name.
 pub fn by_plural(group: &str, plural: &str) -> Option<&'static ResourceInfo> {

@@ -202,6 +202,8 @@ fn columns(kind: &str) -> Vec<Column> {
             wide("Images", IMAGES_DESC),
         ],
         "Lease" => vec![NAME, col("Holder", LEASE_HOLDER_DESC), AGE],
+        "ServiceCIDR" => vec![NAME, col("CIDRs", "list of IP prefixes (CIDRs) assigned to this ServiceCIDR"), AGE],
+        "IPAddress" => vec![NAME, col("ParentRef", "the object the IP address is assigned to")],
         _ => vec![NAME, AGE],
     }
 }
@@ -242,8 +244,34 @@ pub fn row_cells(kind: &str, obj: &Value, now: Timestamp) -> Vec<Value> {
         "ReplicaSet" => replica_set_cells(obj, now),
         "StatefulSet" => stateful_set_cells(obj, now),
         "Lease" => vec![name(obj), text(obj, "/spec/holderIdentity"), age(obj, now)],
+        "ServiceCIDR" => vec![
+            name(obj),
+            Value::from(join_strings(array_at(obj, "/spec/cidrs"))),
+            age(obj, now),
+        ],
+        "IPAddress" => vec![name(obj), Value::from(parent_ref(obj))],
         _ => vec![name(obj), age(obj, now)],
     }
+}
+
+fn join_strings(items: &[Value]) -> String {
+    items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(",")
+}
+
+/// Upstream printIPAddress: `resource.group/namespace/name` (group omitted when empty).
+fn parent_ref(obj: &Value) -> String {
+    let resource = str_at(obj, "/spec/parentRef/resource");
+    let group = str_at(obj, "/spec/parentRef/group");
+    let kind = if group.is_empty() {
+        resource.to_string()
+    } else {
+        format!("{resource}.{group}")
+    };
+    format!(
+        "{kind}/{}/{}",
+        str_at(obj, "/spec/parentRef/namespace"),
+        str_at(obj, "/spec/parentRef/name")
+    )
 }
 
 fn str_at<'a>(obj: &'a Value, pointer: &str) -> &'a str {

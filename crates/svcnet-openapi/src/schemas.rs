@@ -4,7 +4,7 @@
 //! types are upstream's. They are produced once in a neutral form (refs as
 //! `#/definitions/<name>`, `$ref` siblings kept) that `v2` uses as-is and `v3` rewrites.
 
-use k8s_openapi::api::{apps, coordination, core, discovery};
+use k8s_openapi::api::{apps, coordination, core, discovery, networking};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 use k8s_openapi::schemars::{generate::SchemaSettings, JsonSchema, SchemaGenerator};
 use serde_json::{json, Map, Value};
@@ -41,6 +41,8 @@ fn with_kind(gen: Option<&mut SchemaGenerator>, group: &str, kind: &str) -> Opti
         ("apps", "Deployment") => add::<apps::v1::Deployment>(gen),
         ("apps", "ReplicaSet") => add::<apps::v1::ReplicaSet>(gen),
         ("apps", "StatefulSet") => add::<apps::v1::StatefulSet>(gen),
+        ("networking.k8s.io", "ServiceCIDR") => add::<networking::v1::ServiceCIDR>(gen),
+        ("networking.k8s.io", "IPAddress") => add::<networking::v1::IPAddress>(gen),
         _ => return None,
     };
     Some(name)

@@ -55,7 +55,7 @@ impl Event {
 /// A condition a write checks before it applies, evaluated inside the transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Precondition {
-    /// Apply unconditionally (a delete still needs the key to exist).
+    /// Apply unconditionally (deleting a missing key is a no-op, as in etcd).
     None,
     /// The key must not exist (create).
     MustNotExist,
@@ -91,7 +91,8 @@ impl Op {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxnResult {
     pub revision: u64,
-    /// Per op, in order: the key's state after the write (for a delete, its last value).
+    /// The keys written, in op order (a delete of a missing key writes nothing): their state
+    /// after the write, or for a delete the last value.
     pub kvs: Vec<KeyValue>,
 }
 

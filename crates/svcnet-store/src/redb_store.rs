@@ -358,8 +358,8 @@ fn apply_one(kv: &mut KvTable, log: &mut LogTable, revision: u64, ops: &[Op]) ->
                 }
             }
             Op::Delete { key, .. } => {
+                let Some(mut last) = existing else { continue };
                 kv.remove(key.as_str()).map_err(backend)?;
-                let mut last = existing.expect("check() saw the key");
                 last.mod_revision = revision;
                 let prev_value = Some(last.value.clone());
                 Event {
@@ -382,6 +382,11 @@ fn check(op: &Op, existing: Option<(u64, u64)>) -> Result<()> {
     let key = op.key().to_string();
     let precondition = match op {
         Op::Put { precondition, .. } => *precondition,
+        // As in etcd, an unconditional delete of a missing key succeeds and changes nothing.
+        Op::Delete {
+            precondition: Precondition::None,
+            ..
+        } => return Ok(()),
         Op::Delete { precondition, .. } => {
             if existing.is_none() {
                 return Err(Error::NotFound(key));

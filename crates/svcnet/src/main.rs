@@ -26,6 +26,18 @@ struct ServerArgs {
     /// Address to serve the API on (plain HTTP).
     #[arg(long, env = "SVCNET_LISTEN", default_value = "127.0.0.1:6443")]
     listen: SocketAddr,
+    /// Service IP range; a second, comma-separated CIDR of the other family makes the cluster
+    /// dual-stack.
+    #[arg(
+        long,
+        env = "SVCNET_SERVICE_CIDR",
+        default_value = "10.96.0.0/12",
+        value_delimiter = ','
+    )]
+    service_cidr: Vec<String>,
+    /// Port range for NodePort Services.
+    #[arg(long, env = "SVCNET_SERVICE_NODE_PORT_RANGE", default_value = "30000-32767")]
+    service_node_port_range: String,
 }
 
 fn init_logging() {
@@ -45,6 +57,10 @@ fn main() -> anyhow::Result<()> {
         Command::Server(args) => runtime.block_on(svcnet_apiserver::run(svcnet_apiserver::Config {
             data_dir: args.data_dir,
             listen: args.listen,
+            service_network: svcnet_apiserver::services::ServiceNetwork {
+                cidrs: args.service_cidr,
+                node_ports: args.service_node_port_range,
+            },
         })),
     }
 }

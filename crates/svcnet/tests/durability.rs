@@ -23,7 +23,11 @@ fn acknowledged_writes_survive_kill_9() {
         before["items"], after["items"],
         "the same objects, byte for byte, with the same resourceVersions"
     );
-    assert_eq!(after["items"].as_array().unwrap().len(), 19);
+    assert_eq!(
+        after["items"].as_array().unwrap().len(),
+        20,
+        "19 created and kept, and default/kubernetes"
+    );
     assert!(k.ok(&["get", "svc", "s3", "--show-labels"]).contains("kept=yes"));
     let missing = k.fails(&["get", "svc", "s4"]);
     assert!(missing.contains("NotFound"));
