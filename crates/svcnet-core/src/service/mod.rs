@@ -4,3 +4,4 @@
 pub mod allocator;
 pub mod defaults;
 pub mod update;
+pub mod validation;
