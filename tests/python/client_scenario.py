@@ -792,30 +792,35 @@ def run(url):
         (status.get("details") or {}).get("kind"), "namespaces", "NotFound details.kind for a missing namespace"
     )
 
-    step("status subresource: patch status, spec untouched; a spec patch of a ClusterIP Service clears LB status")
-    with_status = core.patch_namespaced_service_status(
-        svc,
-        ns,
-        body={
-            "status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.9"}]}},
-            "spec": {"ports": [{"port": 1234}]},
-        },
+    step("status subresource: LB status only on LoadBalancer Services; status writes leave the spec alone")
+    lb_status = {"status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.9"}]}}, "spec": {"ports": [{"port": 1234}]}}
+    expect_api_error(
+        lambda: core.patch_namespaced_service_status(svc, ns, body=lb_status),
+        422,
+        "Invalid",
+        "load-balancer status on a ClusterIP Service",
     )
+    core.patch_namespaced_service(svc, ns, body={"spec": {"type": "LoadBalancer"}})
+    with_status = core.patch_namespaced_service_status(svc, ns, body=lb_status)
     check_eq(
         [i.ip for i in with_status.status.load_balancer.ingress], ["203.0.113.9"], "status after a status patch"
     )
+    check_eq([i.ip_mode for i in with_status.status.load_balancer.ingress], ["VIP"], "ipMode defaults to VIP")
     check_eq([p.port for p in with_status.spec.ports], [80], "spec after a status patch")
     spec_patched = core.patch_namespaced_service(
         svc, ns, body={"metadata": {"labels": {"lb": "yes"}}, "status": {"loadBalancer": {"ingress": []}}}
     )
-    # A main-resource write ignores the status it carries; and since this Service is not of type
-    # LoadBalancer, upstream's strategy clears status.loadBalancer on any such write.
+    # A main-resource write ignores the status it carries.
     check_eq(
         [i.ip for i in (spec_patched.status.load_balancer.ingress or [])],
-        [],
-        "load-balancer status after a main-resource patch of a ClusterIP Service",
+        ["203.0.113.9"],
+        "load-balancer status after a main-resource patch",
     )
     check_eq(spec_patched.metadata.labels, {"app": app, "lb": "yes"}, "labels after the main-resource patch")
+    # Leaving LoadBalancer clears the load-balancer status and the node ports, as upstream does.
+    back = core.patch_namespaced_service(svc, ns, body={"spec": {"type": "ClusterIP"}})
+    check_eq(back.status.load_balancer.ingress, None, "load-balancer status after switching to ClusterIP")
+    check_eq([p.node_port for p in back.spec.ports], [None], "node ports after switching to ClusterIP")
 
     step("merge patch (application/merge-patch+json)")
     merged = core.patch_namespaced_service(

@@ -153,7 +153,7 @@ impl Registry {
             strategy(resource).tracks_generation,
         );
         let mut reservation = self.reserve(resource, &mut object, None, options.dry_run)?;
-        causes = strategy::validate(resource, &object, None);
+        causes = strategy::validate(resource, &object, None, None);
         if !causes.is_empty() {
             return Err(ApiError::invalid(resource, &name, causes));
         }
@@ -328,7 +328,7 @@ impl Registry {
             Some(_) => Reservation::none(),
         };
         let mut causes = objects::validate_metadata(resource, &object);
-        causes.extend(strategy::validate(resource, &object, Some(old)));
+        causes.extend(strategy::validate(resource, &object, Some(old), subresource));
         if !causes.is_empty() {
             return Err(ApiError::invalid(resource, name, causes));
         }

@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use svcnet_core::resources::ResourceInfo;
 use svcnet_core::service;
+use svcnet_core::service::validation;
 
 use crate::status::Cause;
 
@@ -70,6 +71,9 @@ pub fn prepare_for_update(resource: &ResourceInfo, subresource: Option<&str>, ne
                 new.as_object_mut().expect("object").remove("status");
             }
         }
+        if resource.kind == "Service" {
+            service::defaults::default_ingress_ip_mode(new);
+        }
         return;
     }
     if strategy.status_subresource {
@@ -91,28 +95,19 @@ pub fn prepare_for_update(resource: &ResourceInfo, subresource: Option<&str>, ne
     }
 }
 
-/// Kind-specific validation of an object about to be stored (`old` on updates).
-pub fn validate(resource: &ResourceInfo, object: &Value, old: Option<&Value>) -> Vec<Cause> {
-    let mut causes = Vec::new();
-    let _ = old; // update-only rules (immutable fields) arrive with the Service registry
-    if resource.kind == "Service" {
-        let ports = object
-            .pointer("/spec/ports")
-            .and_then(Value::as_array)
-            .map(Vec::len)
-            .unwrap_or(0);
-        let kind = object
-            .pointer("/spec/type")
-            .and_then(Value::as_str)
-            .unwrap_or("ClusterIP");
-        if ports == 0
-            && kind != "ExternalName"
-            && object.pointer("/spec/clusterIP").and_then(Value::as_str) != Some("None")
-        {
-            causes.push(Cause::new("FieldValueRequired", "spec.ports", "Required value"));
-        }
-    }
-    causes
+/// Kind-specific validation of an object about to be stored (`old` on updates; `subresource`
+/// tells a status write from a spec write).
+pub fn validate(resource: &ResourceInfo, object: &Value, old: Option<&Value>, subresource: Option<&str>) -> Vec<Cause> {
+    let errors = match (resource.kind, old, subresource) {
+        ("Service", Some(old), Some("status")) => validation::validate_service_status_update(object, old),
+        ("Service", Some(old), _) => validation::validate_service_update(object, old),
+        ("Service", None, _) => validation::validate_service_create(object),
+        _ => Vec::new(),
+    };
+    errors
+        .into_iter()
+        .map(|e| Cause::new(e.kind.reason(), &e.field, e.body()))
+        .collect()
 }
 
 #[cfg(test)]

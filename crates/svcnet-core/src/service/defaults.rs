@@ -79,7 +79,12 @@ pub fn apply_defaults(svc: &mut Value) {
     {
         spec["internalTrafficPolicy"] = json!("Cluster");
     }
-    if matches!(kind.as_str(), "NodePort" | "LoadBalancer")
+    let has_external_ips = spec
+        .get("externalIPs")
+        .and_then(Value::as_array)
+        .is_some_and(|ips| !ips.is_empty());
+    let external = matches!(kind.as_str(), "NodePort" | "LoadBalancer") || (kind == "ClusterIP" && has_external_ips);
+    if external
         && spec
             .get("externalTrafficPolicy")
             .and_then(Value::as_str)
@@ -89,6 +94,24 @@ pub fn apply_defaults(svc: &mut Value) {
     }
     if kind == "LoadBalancer" && spec.get("allocateLoadBalancerNodePorts").is_none_or(Value::is_null) {
         spec["allocateLoadBalancerNodePorts"] = json!(true);
+    }
+    default_ingress_ip_mode(svc);
+}
+
+/// Load-balancer ingress entries with an IP default to `ipMode: VIP`.
+pub fn default_ingress_ip_mode(svc: &mut Value) {
+    if let Some(ingress) = svc
+        .pointer_mut("/status/loadBalancer/ingress")
+        .and_then(Value::as_array_mut)
+    {
+        for entry in ingress
+            .iter_mut()
+            .filter(|e| e.get("ip").is_some_and(|ip| !ip.is_null()))
+        {
+            if entry.get("ipMode").is_none_or(Value::is_null) {
+                entry["ipMode"] = json!("VIP");
+            }
+        }
     }
 }
 
@@ -101,25 +124,16 @@ fn default_affinity(spec: &mut Value) {
         spec["sessionAffinity"] = json!("None");
     }
     if spec["sessionAffinity"] == "ClientIP" {
-        let timeout = spec.pointer("/sessionAffinityConfig/clientIP/timeoutSeconds");
-        if timeout.is_none_or(Value::is_null) {
-            let config = spec
-                .as_object_mut()
-                .expect("object")
-                .entry("sessionAffinityConfig")
-                .or_insert_with(|| json!({}));
-            if !config.is_object() {
-                *config = json!({});
-            }
-            let client = config
-                .as_object_mut()
-                .expect("object")
-                .entry("clientIP")
-                .or_insert_with(|| json!({}));
-            if !client.is_object() {
-                *client = json!({});
-            }
-            client["timeoutSeconds"] = json!(DEFAULT_AFFINITY_TIMEOUT_SECONDS);
+        // An incomplete config is replaced as a whole, as upstream does.
+        if spec
+            .pointer("/sessionAffinityConfig/clientIP/timeoutSeconds")
+            .is_none_or(Value::is_null)
+        {
+            spec["sessionAffinityConfig"] = json!({"clientIP": {"timeoutSeconds": DEFAULT_AFFINITY_TIMEOUT_SECONDS}});
+        }
+    } else if spec["sessionAffinity"] == "None" {
+        if let Some(spec) = spec.as_object_mut() {
+            spec.remove("sessionAffinityConfig");
         }
     }
 }

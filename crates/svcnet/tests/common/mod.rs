@@ -33,13 +33,23 @@ impl Server {
         Self::start_in(data_dir)
     }
 
+    /// Starts a server with extra flags (e.g. `--service-cidr`).
+    pub fn start_with(args: &[&str]) -> Server {
+        Self::launch(tempfile::tempdir().unwrap(), args)
+    }
+
     /// Starts a server on an existing data dir (restart tests).
     pub fn start_in(data_dir: tempfile::TempDir) -> Server {
+        Self::launch(data_dir, &[])
+    }
+
+    fn launch(data_dir: tempfile::TempDir, args: &[&str]) -> Server {
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_svcnet"))
             .args(["server", "--data-dir"])
             .arg(data_dir.path())
             .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(args)
             .env("SVCNET_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
