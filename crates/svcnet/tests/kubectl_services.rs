@@ -151,3 +151,51 @@ fn small_ranges_run_out_with_upstream_errors() {
         "{err}"
     );
 }
+
+/// Every manifest in examples/ applies, and `kubectl get` shows the shape a real cluster shows.
+#[test]
+fn every_example_applies() {
+    let server = Server::start();
+    let k = Kubectl::new(33, &server);
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
+    let mut applied = 0;
+    for entry in std::fs::read_dir(examples).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let out = k.ok(&["apply", "-f", path.to_str().unwrap()]);
+            assert!(out.contains("created"), "{}: {out}", path.display());
+            applied += 1;
+        }
+    }
+    assert!(applied >= 7, "examples found: {applied}");
+    let table = k.ok(&["get", "svc"]);
+    let row = |name: &str| -> Vec<String> {
+        let line = table
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} in {table}"));
+        line.split_whitespace().map(str::to_string).collect()
+    };
+    let cluster_ip = row("web");
+    assert_eq!(
+        (cluster_ip[1].as_str(), cluster_ip[4].as_str()),
+        ("ClusterIP", "80/TCP")
+    );
+    let node_port = row("web-nodeport");
+    assert!(
+        node_port[4].starts_with("80:3") && node_port[4].ends_with("/TCP"),
+        "{node_port:?}"
+    );
+    let lb = row("web-lb-local");
+    assert_eq!((lb[1].as_str(), lb[3].as_str()), ("LoadBalancer", "<pending>"));
+    assert!(lb[4].contains(",443:3"), "{lb:?}");
+    let headless = row("db");
+    assert_eq!((headless[2].as_str(), headless[4].as_str()), ("None", "9000/TCP"));
+    let external = row("search");
+    assert_eq!(
+        (external[1].as_str(), external[2].as_str(), external[3].as_str()),
+        ("ExternalName", "<none>", "search.example.com")
+    );
+    let live = json(&k.ok(&["get", "svc", "cart", "-o", "json"]));
+    assert_eq!(live["spec"]["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"], 600);
+}
