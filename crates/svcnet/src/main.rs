@@ -14,8 +14,44 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the Kubernetes-compatible API server.
+    /// Run the Kubernetes-compatible API server (with the controllers, unless disabled).
     Server(ServerArgs),
+    /// Run the controllers against any Kubernetes API server.
+    Controllers(ControllersArgs),
+}
+
+#[derive(clap::Args)]
+struct ControllersArgs {
+    /// URL of the API server.
+    #[arg(long, env = "SVCNET_SERVER", default_value = "http://127.0.0.1:6443")]
+    server: String,
+    #[command(flatten)]
+    controllers: ControllerFlags,
+}
+
+#[derive(clap::Args, Clone)]
+struct ControllerFlags {
+    /// Endpoints per EndpointSlice (upstream --max-endpoints-per-slice).
+    #[arg(long, env = "SVCNET_MAX_ENDPOINTS_PER_SLICE", default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    max_endpoints_per_slice: u16,
+    /// Seconds without a node lease renewal before the node is Unknown (upstream
+    /// --node-monitor-grace-period).
+    #[arg(long, env = "SVCNET_NODE_MONITOR_GRACE_PERIOD", default_value_t = 40)]
+    node_monitor_grace_period: u64,
+    /// Pod network, handed out to nodes in /24s.
+    #[arg(long, env = "SVCNET_CLUSTER_CIDR", default_value = "10.244.0.0/16")]
+    cluster_cidr: String,
+}
+
+impl ControllerFlags {
+    fn config(&self) -> svcnet_controllers::ControllerConfig {
+        svcnet_controllers::ControllerConfig {
+            max_endpoints_per_slice: usize::from(self.max_endpoints_per_slice),
+            node_monitor_grace_period: std::time::Duration::from_secs(self.node_monitor_grace_period),
+            cluster_cidr: self.cluster_cidr.clone(),
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -38,6 +74,11 @@ struct ServerArgs {
     /// Port range for NodePort Services.
     #[arg(long, env = "SVCNET_SERVICE_NODE_PORT_RANGE", default_value = "30000-32767")]
     service_node_port_range: String,
+    /// Run only the API server, without the in-process controllers.
+    #[arg(long, env = "SVCNET_NO_CONTROLLERS")]
+    no_controllers: bool,
+    #[command(flatten)]
+    controllers: ControllerFlags,
 }
 
 fn init_logging() {
@@ -54,13 +95,32 @@ fn main() -> anyhow::Result<()> {
     init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
-        Command::Server(args) => runtime.block_on(svcnet_apiserver::run(svcnet_apiserver::Config {
-            data_dir: args.data_dir,
-            listen: args.listen,
-            service_network: svcnet_apiserver::services::ServiceNetwork {
-                cidrs: args.service_cidr,
-                node_ports: args.service_node_port_range,
-            },
-        })),
+        Command::Server(args) => runtime.block_on(server(args)),
+        Command::Controllers(args) => runtime.block_on(async move {
+            let client = svcnet_controllers::client_for(&args.server)?;
+            svcnet_controllers::run_all(client, args.controllers.config()).await
+        }),
     }
+}
+
+/// The API server, and the controllers as its clients over loopback.
+async fn server(args: ServerArgs) -> anyhow::Result<()> {
+    let config = svcnet_apiserver::Config {
+        data_dir: args.data_dir,
+        listen: args.listen,
+        service_network: svcnet_apiserver::services::ServiceNetwork {
+            cidrs: args.service_cidr,
+            node_ports: args.service_node_port_range,
+        },
+    };
+    let listener = svcnet_apiserver::Listener::bind(config.listen).await?;
+    let address = listener.local_addr()?;
+    let api = svcnet_apiserver::serve(config, listener);
+    if args.no_controllers {
+        return api.await;
+    }
+    let client = svcnet_controllers::client_for(&format!("http://{address}"))?;
+    let controllers = svcnet_controllers::run_all(client, args.controllers.config());
+    tokio::try_join!(api, controllers)?;
+    Ok(())
 }

@@ -1,0 +1,9 @@
+//! (being written)
+
+use crate::ControllerConfig;
+
+pub async fn run(client: kube::Client, config: ControllerConfig) -> anyhow::Result<()> {
+    let _ = (client, config);
+    futures::future::pending::<()>().await;
+    Ok(())
+}
