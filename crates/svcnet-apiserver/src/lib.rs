@@ -11,6 +11,7 @@ pub mod discovery;
 pub mod http;
 pub mod namespaces;
 pub mod objects;
+pub mod pods;
 pub mod registry;
 pub mod repair;
 pub mod routes;

@@ -13,6 +13,7 @@ use svcnet_store::{Error as StoreError, Op, Precondition, Store};
 
 use crate::body::{typed_object, FieldValidation};
 use crate::objects::{self, from_kv, key, prefix};
+use crate::pods::{self, PodDeletion};
 use crate::services::{Reservation, ServiceAllocator};
 use crate::status::{ApiError, ApiResult};
 use crate::strategy::{self, prepare_for_create, prepare_for_update, strategy};
@@ -349,7 +350,14 @@ impl Registry {
         }
         let key = key(resource, namespace, name);
         let precondition = Precondition::ModRevision(old_revision);
-        let finishing = objects::is_deleting(&object) && objects::finalizers(&object).is_empty();
+        // A pending graceful deletion (grace > 0) ends with a DELETE, not with an update.
+        let finishing = objects::is_deleting(&object)
+            && objects::finalizers(&object).is_empty()
+            && object
+                .pointer("/metadata/deletionGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+                == 0;
         if finishing && resource.kind == "Service" {
             reservation = self.services.plan_delete(old);
         }
@@ -399,6 +407,15 @@ impl Registry {
             let keep = if resource.kind == "Namespace" {
                 mark_namespace_terminating(&mut marked);
                 true
+            } else if resource.kind == "Pod" {
+                // Pods on a node are marked and kept until the node confirms (or the grace runs out).
+                match pods::graceful_deletion(&old, delete_options, jiff::Timestamp::now()) {
+                    PodDeletion::Remove => false,
+                    PodDeletion::Mark(graceful) => {
+                        marked = graceful;
+                        true
+                    }
+                }
             } else if !objects::finalizers(&old).is_empty() {
                 mark_deleting(&mut marked);
                 true

@@ -176,6 +176,11 @@ async fn dispatch(
             name,
             subresource,
         } => {
+            if let (Some("binding"), "Pod", Some(namespace)) =
+                (subresource.as_deref(), resource.kind, namespace.as_deref())
+            {
+                return binding(state, method, namespace, &name, headers, query, body).await;
+            }
             if subresource
                 .as_deref()
                 .is_some_and(|s| s != "status" || !resource.has_status)
@@ -191,6 +196,27 @@ async fn dispatch(
             object(state, method, ctx, headers, query, body).await
         }
     }
+}
+
+/// POST `pods/{name}/binding`: the scheduler's way of setting `spec.nodeName`.
+async fn binding(
+    state: &AppState,
+    method: &Method,
+    namespace: &str,
+    name: &str,
+    headers: &HeaderMap,
+    query: &Query,
+    body: Body,
+) -> ApiResult<Response> {
+    if *method != Method::POST {
+        return Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({method})"
+        )));
+    }
+    let options = write_options(query)?;
+    let binding = body::decode(&h::content_type(headers), &body::read(body).await?)?;
+    let status = crate::pods::bind(&state.registry, namespace, name, &binding, options.dry_run).await?;
+    Ok(h::json_response(StatusCode::CREATED, &status))
 }
 
 fn write_options(query: &Query) -> ApiResult<WriteOptions> {

@@ -48,6 +48,7 @@ pub fn prepare_for_create(resource: &ResourceInfo, object: &mut Value) {
         }
         "Pod" => {
             map.insert("status".into(), json!({"phase": "Pending", "qosClass": "BestEffort"}));
+            crate::pods::default_tolerations(object);
         }
         // Nodes may register with their status, as kubelets do.
         "Node" => {}
