@@ -24,6 +24,9 @@ pub struct Bitmap {
     size: u64,
     static_size: u64,
     used: u64,
+    /// Offsets taken in the static band; with `used` it tells when a band is full, so a nearly
+    /// full range does not scan a full dynamic band before reaching the static one.
+    used_static: u64,
 }
 
 impl Bitmap {
@@ -33,6 +36,7 @@ impl Bitmap {
             size,
             static_size: static_size.min(size),
             used: 0,
+            used_static: 0,
         }
     }
 
@@ -68,30 +72,38 @@ impl Bitmap {
     /// any random number) and scanning forward, so the choice is spread but never fails while
     /// space is left.
     pub fn allocate_next(&mut self, random: u64) -> Result<u64, AllocationError> {
-        let offset = self
-            .find_free(self.static_size, self.size, random)
-            .or_else(|| self.find_free(0, self.static_size, random))
-            .ok_or(AllocationError::Full)?;
+        let offset = self.peek_next(random).ok_or(AllocationError::Full)?;
         self.set(offset);
         Ok(offset)
     }
 
-    /// A free offset in `start..end` without taking it (dry runs).
+    /// The offset `allocate_next` would take, without taking it (dry runs).
     pub fn peek_next(&self, random: u64) -> Option<u64> {
-        self.find_free(self.static_size, self.size, random)
-            .or_else(|| self.find_free(0, self.static_size, random))
+        let dynamic_full = self.used - self.used_static == self.size - self.static_size;
+        let dynamic = if dynamic_full {
+            None
+        } else {
+            self.find_free(self.static_size, self.size, random)
+        };
+        dynamic.or_else(|| self.find_free(0, self.static_size, random))
     }
 
     pub fn release(&mut self, offset: u64) {
         if self.is_set(offset) {
             self.words[(offset / 64) as usize] &= !(1 << (offset % 64));
             self.used -= 1;
+            if offset < self.static_size {
+                self.used_static -= 1;
+            }
         }
     }
 
     fn set(&mut self, offset: u64) {
         self.words[(offset / 64) as usize] |= 1 << (offset % 64);
         self.used += 1;
+        if offset < self.static_size {
+            self.used_static += 1;
+        }
     }
 
     /// The first free offset in `start..end` at or after a random point, wrapping once.
