@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use svcnet_core::resources::ResourceInfo;
 use svcnet_core::service;
 use svcnet_core::service::validation;
+use svcnet_core::workloads;
 
 use crate::status::Cause;
 
@@ -49,6 +50,11 @@ pub fn prepare_for_create(resource: &ResourceInfo, object: &mut Value) {
         "Pod" => {
             map.insert("status".into(), json!({"phase": "Pending", "qosClass": "BestEffort"}));
             crate::pods::default_tolerations(object);
+            workloads::defaults::apply_defaults("Pod", object);
+        }
+        "Deployment" | "ReplicaSet" | "StatefulSet" => {
+            map.remove("status");
+            workloads::defaults::apply_defaults(resource.kind, object);
         }
         // Nodes may register with their status, as kubelets do.
         "Node" => {}
@@ -65,12 +71,22 @@ pub fn prepare_for_update(resource: &ResourceInfo, subresource: Option<&str>, ne
     if subresource == Some("status") {
         // A status write changes status only.
         let status = new.get("status").cloned();
+        // Deployment status writes carry annotations too: the controller records the
+        // revision there (upstream's deploymentStatusStrategy keeps only spec and labels).
+        let annotations = (resource.kind == "Deployment").then(|| new.pointer("/metadata/annotations").cloned());
         *new = old.clone();
         match status {
             Some(status) => new["status"] = status,
             None => {
                 new.as_object_mut().expect("object").remove("status");
             }
+        }
+        if let Some(annotations) = annotations {
+            let metadata = new["metadata"].as_object_mut().expect("metadata");
+            match annotations {
+                Some(annotations) => metadata.insert("annotations".into(), annotations),
+                None => metadata.remove("annotations"),
+            };
         }
         if resource.kind == "Service" {
             service::defaults::default_ingress_ip_mode(new);
@@ -89,9 +105,15 @@ pub fn prepare_for_update(resource: &ResourceInfo, subresource: Option<&str>, ne
         service::defaults::apply_defaults(new);
         service::update::prepare_update(new, old);
     }
+    if matches!(resource.kind, "Deployment" | "ReplicaSet" | "StatefulSet" | "Pod") {
+        workloads::defaults::apply_defaults(resource.kind, new);
+    }
     if strategy.tracks_generation {
         let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
-        let changed = new.get("spec") != old.get("spec");
+        // Deployments also count annotation changes: they are copied to ReplicaSets.
+        let changed = new.get("spec") != old.get("spec")
+            || (resource.kind == "Deployment"
+                && new.pointer("/metadata/annotations") != old.pointer("/metadata/annotations"));
         new["metadata"]["generation"] = json!(if changed { generation + 1 } else { generation });
     }
 }
@@ -103,6 +125,9 @@ pub fn validate(resource: &ResourceInfo, object: &Value, old: Option<&Value>, su
         ("Service", Some(old), Some("status")) => validation::validate_service_status_update(object, old),
         ("Service", Some(old), _) => validation::validate_service_update(object, old),
         ("Service", None, _) => validation::validate_service_create(object),
+        (kind @ ("Deployment" | "ReplicaSet" | "StatefulSet"), old, subresource) => {
+            workloads::validation::validate(kind, object, old, subresource == Some("status"))
+        }
         _ => Vec::new(),
     };
     errors

@@ -8,3 +8,4 @@ pub mod resources;
 pub mod selector;
 pub mod service;
 pub mod table;
+pub mod workloads;
