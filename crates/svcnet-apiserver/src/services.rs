@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use svcnet_core::resources::{self, ResourceInfo};
 use svcnet_core::service::allocator::{AllocationError, IpRange, PortRange};
 use svcnet_core::service::defaults::{is_headless, needs_cluster_ip, needs_health_check_node_port, needs_node_port};
+use svcnet_core::service::validation::{self, ServiceValidationContext};
 use svcnet_store::{Op, Precondition};
 
 use crate::objects;
@@ -48,6 +49,8 @@ struct Ranges {
 pub struct ServiceAllocator {
     ranges: Mutex<Ranges>,
     pub network: ServiceNetwork,
+    /// The service CIDRs, for the IP-family checks made before allocating.
+    context: ServiceValidationContext,
 }
 
 /// Values a write takes and gives back, applied to the bitmaps when it commits.
@@ -143,9 +146,17 @@ impl ServiceAllocator {
             return Err("--service-cidr takes one CIDR, or two of different IP families".into());
         }
         let ports = PortRange::parse(&network.node_ports)?;
+        let context = ServiceValidationContext {
+            service_cidrs: ips
+                .iter()
+                .filter_map(|r| validation::parse_cidr_sloppy(&r.cidr()))
+                .collect(),
+            ..Default::default()
+        };
         Ok(ServiceAllocator {
             ranges: Mutex::new(Ranges { ips, ports }),
             network,
+            context,
         })
     }
 
@@ -196,6 +207,15 @@ impl ServiceAllocator {
             plan: Plan::default(),
         };
         let parent = parent_ref(service);
+        // As upstream's initIPFamilyFields: clusterIP(s), families and policy must agree with each
+        // other and with the cluster before anything is allocated, and nothing else is reported.
+        let family_errors: Vec<Cause> = validation::validate_ip_family_fields(service, old, &self.context)
+            .into_iter()
+            .map(|e| Cause::new(e.kind.reason(), &e.field, e.body()))
+            .collect();
+        if !family_errors.is_empty() {
+            return Err(ApiError::invalid(resource, &name, family_errors));
+        }
         let mut causes = Vec::new();
         {
             let mut ranges = self.ranges.lock().expect("allocator lock");
@@ -249,7 +269,7 @@ impl ServiceAllocator {
             release_all_ips(&old_ips, plan);
             return Ok(());
         }
-        let families = self.resolve_families(ranges, service)?;
+        let families = self.resolve_families(ranges, service, old)?;
         if is_headless(service) {
             service["spec"]["clusterIP"] = json!("None");
             service["spec"]["clusterIPs"] = json!(["None"]);
@@ -306,7 +326,12 @@ impl ServiceAllocator {
     }
 
     /// ipFamilyPolicy and ipFamilies as upstream's `initIPFamilyFields` settles them.
-    fn resolve_families(&self, ranges: &Ranges, service: &mut Value) -> Result<Vec<&'static str>, AllocError> {
+    fn resolve_families(
+        &self,
+        ranges: &Ranges,
+        service: &mut Value,
+        old: Option<&Value>,
+    ) -> Result<Vec<&'static str>, AllocError> {
         let configured: Vec<&'static str> = ranges.ips.iter().map(family_name_of).collect();
         let dual = configured.len() == 2;
         let selectorless = service
@@ -314,17 +339,17 @@ impl ServiceAllocator {
             .and_then(Value::as_object)
             .is_none_or(|s| s.is_empty());
         let headless = is_headless(service);
-        if service
-            .pointer("/spec/ipFamilyPolicy")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-        {
-            let policy = if headless && selectorless {
-                "RequireDualStack"
-            } else {
-                "SingleStack"
+        // A pointer upstream: only a missing policy is inferred (an update keeps the old one).
+        if service.pointer("/spec/ipFamilyPolicy").is_none_or(Value::is_null) {
+            let policy = match old
+                .and_then(|o| o.pointer("/spec/ipFamilyPolicy"))
+                .filter(|p| !p.is_null())
+            {
+                Some(policy) => policy.clone(),
+                None if headless && selectorless => json!("RequireDualStack"),
+                None => json!("SingleStack"),
             };
-            service["spec"]["ipFamilyPolicy"] = json!(policy);
+            service["spec"]["ipFamilyPolicy"] = policy;
         }
         let policy = service["spec"]["ipFamilyPolicy"]
             .as_str()
@@ -400,15 +425,22 @@ impl ServiceAllocator {
                     let Ok(requested) = u16::try_from(requested) else {
                         continue;
                     };
-                    if !kept.contains(&requested) && !old_ports.contains(&requested) {
+                    // A create shares a node port only between ports of the same number (TCP and
+                    // UDP), as upstream's initNodePorts; an update takes each new value once.
+                    let shared = match old {
+                        None => by_service_port.get(&number) == Some(&requested),
+                        Some(_) => kept.contains(&requested),
+                    };
+                    if !shared && !old_ports.contains(&requested) {
                         if let Err(err) = take_port(&mut ranges.ports, requested, dry_run, plan) {
+                            // Upstream stops at the first port it cannot have.
                             causes.push(port_cause(
                                 &format!("spec.ports[{index}].nodePort"),
                                 requested,
                                 err,
                                 &ranges.ports,
                             ));
-                            continue;
+                            return Ok(());
                         }
                     }
                     requested
@@ -428,13 +460,15 @@ impl ServiceAllocator {
                 .and_then(Value::as_i64)
                 .unwrap_or(0);
             let port = if requested != 0 {
-                let requested = u16::try_from(requested).unwrap_or(0);
-                if !kept.contains(&requested) && !old_ports.contains(&requested) {
-                    if let Err(err) = take_port(&mut ranges.ports, requested, dry_run, plan) {
-                        causes.push(port_cause("spec.healthCheckNodePort", requested, err, &ranges.ports));
-                    }
-                }
-                requested
+                // Upstream answers an internal error when the requested port cannot be had, and
+                // takes none while the Service keeps needing one (validation refuses a change).
+                let keeps = old.is_some_and(needs_health_check_node_port);
+                let taken = match u16::try_from(requested) {
+                    Ok(port) if keeps || kept.contains(&port) || old_ports.contains(&port) => Ok(port),
+                    Ok(port) => take_port(&mut ranges.ports, port, dry_run, plan).map(|()| port),
+                    Err(_) => Err(AllocationError::OutOfRange),
+                };
+                taken.map_err(|err| AllocError::HealthCheckPort(requested, port_error(err, &ranges.ports)))?
             } else {
                 next_port(&mut ranges.ports, dry_run, plan).map_err(|_| AllocError::PortsFull)?
             };
@@ -522,7 +556,13 @@ fn next_port(range: &mut PortRange, dry_run: bool, plan: &mut Plan) -> Result<u1
 }
 
 fn port_cause(field: &str, port: u16, err: AllocationError, range: &PortRange) -> Cause {
-    let why = match err {
+    let why = port_error(err, range);
+    Cause::new("FieldValueInvalid", field, format!("Invalid value: {port}: {why}"))
+}
+
+/// The port allocator's error text.
+fn port_error(err: AllocationError, range: &PortRange) -> String {
+    match err {
         AllocationError::OutOfRange => {
             format!(
                 "provided port is not in the valid range. The range of valid ports is {}",
@@ -530,8 +570,7 @@ fn port_cause(field: &str, port: u16, err: AllocationError, range: &PortRange) -
             )
         }
         _ => "provided port is already allocated".to_string(),
-    };
-    Cause::new("FieldValueInvalid", field, format!("Invalid value: {port}: {why}"))
+    }
 }
 
 /// Addresses a stored Service holds.
@@ -611,6 +650,8 @@ enum AllocError {
     BadIp(String),
     IpsFull,
     PortsFull,
+    /// A requested health-check node port that could not be had, and why.
+    HealthCheckPort(i64, String),
     NotDualStack,
     FamilyNotConfigured(usize, String),
 }
@@ -631,6 +672,9 @@ fn allocation_error(resource: &ResourceInfo, name: &str, err: AllocError) -> Api
         AllocError::BadIp(raw) => invalid("spec.clusterIPs[0]", format!("Invalid value: \"{raw}\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)")),
         AllocError::IpsFull => ApiError::internal_error("failed to allocate a serviceIP: range is full"),
         AllocError::PortsFull => ApiError::internal_error("failed to allocate a nodePort: range is full"),
+        AllocError::HealthCheckPort(port, why) => {
+            ApiError::internal_error(&format!("failed to allocate requested HealthCheck NodePort {port}: {why}"))
+        }
         AllocError::NotDualStack => invalid(
             "spec.ipFamilyPolicy",
             "Invalid value: \"RequireDualStack\": this cluster is not configured for dual-stack services".into(),

@@ -100,7 +100,13 @@ impl ApiError {
     /// 422 with one cause per field. kubectl ignores `message` and rebuilds the text from
     /// `details.kind`, `details.name` and the causes, so those carry the wording.
     pub fn invalid(resource: &ResourceInfo, name: &str, causes: Vec<Cause>) -> Self {
-        let summary: Vec<String> = causes.iter().map(cause_text).collect();
+        // Identical errors once, as upstream's ErrorList.ToAggregate.
+        let mut summary: Vec<String> = Vec::new();
+        for text in causes.iter().map(cause_text) {
+            if !summary.contains(&text) {
+                summary.push(text);
+            }
+        }
         let message = if summary.len() == 1 {
             format!("{} \"{}\" is invalid: {}", resource.kind, name, summary[0])
         } else {

@@ -71,12 +71,8 @@ pub fn apply_defaults(svc: &mut Value) {
     let kind = spec["type"].as_str().unwrap_or("ClusterIP").to_string();
     default_affinity(spec);
     default_ports(spec);
-    if kind != "ExternalName"
-        && spec
-            .get("internalTrafficPolicy")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-    {
+    // A pointer upstream: an empty string is kept (and refused by validation).
+    if kind != "ExternalName" && spec.get("internalTrafficPolicy").is_none_or(Value::is_null) {
         spec["internalTrafficPolicy"] = json!("Cluster");
     }
     let has_external_ips = spec
@@ -174,6 +170,10 @@ mod tests {
         assert_eq!(svc["spec"]["ports"][0]["targetPort"], 80);
         assert_eq!(svc["spec"]["ports"][1]["targetPort"], "dns");
         assert!(svc["spec"].get("sessionAffinityConfig").is_none());
+        // A pointer upstream: an empty internalTrafficPolicy is a value, left for validation.
+        let mut empty = json!({"spec": {"internalTrafficPolicy": "", "ports": [{"port": 80}]}});
+        apply_defaults(&mut empty);
+        assert_eq!(empty["spec"]["internalTrafficPolicy"], "");
     }
 
     #[test]

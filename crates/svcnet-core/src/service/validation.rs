@@ -1184,6 +1184,16 @@ pub fn validate_service_for_cluster(
     validate_requested_ranges(new, old, ctx)
 }
 
+/// The IP-family half of [`validate_service_for_cluster`], upstream's `initIPFamilyFields`: what the
+/// API server checks before it allocates anything (the address ranges are then the allocator's
+/// business). Nothing is checked when `ctx.service_cidrs` is empty or for ExternalName Services.
+pub fn validate_ip_family_fields(new: &Value, old: Option<&Value>, ctx: &ServiceValidationContext) -> Vec<FieldError> {
+    if service_type(new) == "ExternalName" || ctx.service_cidrs.is_empty() {
+        return Vec::new();
+    }
+    validate_family_fields(new, old, ctx)
+}
+
 fn validate_family_fields(new: &Value, old: Option<&Value>, ctx: &ServiceValidationContext) -> Vec<FieldError> {
     if old.is_some_and(|old| is_matching_prefer_dual_stack(new, old)) {
         return Vec::new();
