@@ -82,7 +82,7 @@ impl Api {
 }
 
 fn service(name: &str, labels: Value) -> Value {
-    json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "labels": labels}, "spec": {"ports": [{"port": 80}]}})
+    json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "labels": labels}, "spec": {"ports": [{"name": "http", "port": 80}]}})
 }
 
 fn rv(object: &Value) -> u64 {
@@ -718,7 +718,12 @@ async fn watch_timeout_bookmarks_and_tables() {
 #[tokio::test]
 async fn status_subresource_and_tables() {
     let api = Api::new().await;
-    api.create_service("default", "lb", json!({})).await;
+    let mut lb = service("lb", json!({}));
+    lb["spec"]["type"] = json!("LoadBalancer");
+    assert_eq!(
+        api.post("/api/v1/namespaces/default/services", lb).await.0,
+        StatusCode::CREATED
+    );
     let status =
         json!({"status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.7"}]}}, "spec": {"ports": [{"port": 1}]}});
     let (code, written) = api

@@ -161,7 +161,7 @@ async fn node_ports_and_health_check_port() {
     let np = api
         .created(svc(
             "np",
-            json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 30080}, {"name": "b", "port": 81}], }),
+            json!({"type": "NodePort", "ports": [{"name": "a", "port": 80, "nodePort": 30080}, {"name": "b", "port": 81}], }),
         ))
         .await;
     assert_eq!(np["spec"]["ports"][0]["nodePort"], 30080);
