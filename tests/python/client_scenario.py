@@ -541,9 +541,10 @@ def run(url):
         ns,
         body=client.V1Pod(
             metadata=client.V1ObjectMeta(name=pod_name, labels={"app": app}),
-            # Unscheduled, so that upstream deletes it at once (a pod bound to a node waits for
-            # its kubelet).
+            # Unscheduled (no scheduler by that name), so that upstream deletes it at once (a pod
+            # bound to a node waits for its kubelet).
             spec=client.V1PodSpec(
+                scheduler_name=f"none-{run_id}",
                 containers=[
                     client.V1Container(
                         name="web",
