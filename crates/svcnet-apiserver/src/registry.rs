@@ -89,6 +89,15 @@ impl Registry {
         Registry { store, services }
     }
 
+    /// Writes `ops` and the reservation's allocation records in one transaction; the reservation
+    /// is kept if it commits and returned to the allocator (on drop) if not.
+    async fn commit(&self, mut ops: Vec<Op>, mut reservation: Reservation) -> Result<u64, StoreError> {
+        ops.append(&mut reservation.plan.ops);
+        let result = self.store.txn(ops).await?;
+        reservation.commit();
+        Ok(result.revision)
+    }
+
     /// Allocations a write of `object` needs (Services only).
     fn reserve(
         &self,
@@ -153,7 +162,7 @@ impl Registry {
             namespace.filter(|_| resource.namespaced),
             strategy(resource).tracks_generation,
         );
-        let mut reservation = self.reserve(resource, &mut object, None, options.dry_run)?;
+        let reservation = self.reserve(resource, &mut object, None, options.dry_run)?;
         causes = strategy::validate(resource, &object, None, None);
         if !causes.is_empty() {
             return Err(ApiError::invalid(resource, &name, causes));
@@ -166,16 +175,14 @@ impl Registry {
             });
         }
         let key = key(resource, namespace, &name);
-        let mut ops = vec![Op::Put {
+        let ops = vec![Op::Put {
             key: key.clone(),
             value: objects::to_bytes(&object),
             precondition: Precondition::MustNotExist,
         }];
-        ops.append(&mut reservation.plan.ops);
-        match self.store.txn(ops).await {
-            Ok(result) => {
-                reservation.commit();
-                objects::set_resource_version(&mut object, result.revision);
+        match self.commit(ops, reservation).await {
+            Ok(revision) => {
+                objects::set_resource_version(&mut object, revision);
                 Ok(Written {
                     object,
                     created: true,
@@ -361,7 +368,7 @@ impl Registry {
         if finishing && resource.kind == "Service" {
             reservation = self.services.plan_delete(old);
         }
-        let mut ops = vec![if finishing {
+        let ops = vec![if finishing {
             Op::Delete { key, precondition }
         } else {
             Op::Put {
@@ -370,11 +377,9 @@ impl Registry {
                 precondition,
             }
         }];
-        ops.append(&mut reservation.plan.ops);
-        match self.store.txn(ops).await {
-            Ok(result) => {
-                reservation.commit();
-                objects::set_resource_version(&mut object, result.revision);
+        match self.commit(ops, reservation).await {
+            Ok(revision) => {
+                objects::set_resource_version(&mut object, revision);
                 Ok(Written {
                     object,
                     created: false,
@@ -434,7 +439,7 @@ impl Registry {
                     gone: false,
                 });
             }
-            let mut reservation = if keep || resource.kind != "Service" {
+            let reservation = if keep || resource.kind != "Service" {
                 Reservation::none()
             } else {
                 self.services.plan_delete(&old)
@@ -451,13 +456,10 @@ impl Registry {
                     precondition: Precondition::ModRevision(revision),
                 }
             };
-            let mut ops = vec![op];
-            ops.append(&mut reservation.plan.ops);
-            match self.store.txn(ops).await {
-                Ok(result) => {
-                    reservation.commit();
+            match self.commit(vec![op], reservation).await {
+                Ok(revision) => {
                     let mut object = if keep { marked } else { old };
-                    objects::set_resource_version(&mut object, result.revision);
+                    objects::set_resource_version(&mut object, revision);
                     return Ok(Deleted { object, gone: !keep });
                 }
                 Err(StoreError::Conflict { .. }) => continue,
