@@ -40,6 +40,64 @@ pub fn from_bytes(bytes: &[u8], revision: u64) -> Value {
     object
 }
 
+/// The stored bytes with `"resourceVersion":"N"` spliced into the top-level metadata, without
+/// decoding: lists and watches send thousands of objects, and decoding each one to add a field
+/// costs more than everything else they do. None when the bytes have no top-level metadata object.
+pub fn splice_resource_version(bytes: &[u8], revision: u64) -> Option<Vec<u8>> {
+    let open = top_level_metadata_start(bytes)?;
+    let empty = bytes[open + 1..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'}');
+    let field = format!("\"resourceVersion\":\"{revision}\"{}", if empty { "" } else { "," });
+    let mut out = Vec::with_capacity(bytes.len() + field.len());
+    out.extend_from_slice(&bytes[..=open]);
+    out.extend_from_slice(field.as_bytes());
+    out.extend_from_slice(&bytes[open + 1..]);
+    Some(out)
+}
+
+/// Index of the `{` that opens the value of the top-level `"metadata"` key, found by a scan that
+/// tracks strings and nesting (so nested `metadata` keys, as in pod templates, are skipped).
+fn top_level_metadata_start(bytes: &[u8]) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                let end = string_end(bytes, i)?;
+                if depth == 1 && &bytes[i + 1..end] == b"metadata" {
+                    let colon = next_non_space(bytes, end + 1)?;
+                    if bytes[colon] == b':' {
+                        let value = next_non_space(bytes, colon + 1)?;
+                        return (bytes[value] == b'{').then_some(value);
+                    }
+                }
+                i = end;
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth = depth.checked_sub(1)?,
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Index of the quote closing the string that opens at `start`.
+fn string_end(bytes: &[u8], start: usize) -> Option<usize> {
+    let mut i = start + 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+fn next_non_space(bytes: &[u8], from: usize) -> Option<usize> {
+    (from..bytes.len()).find(|&i| !bytes[i].is_ascii_whitespace())
+}
+
 /// Encodes an object for storage without its resourceVersion.
 pub fn to_bytes(object: &Value) -> Vec<u8> {
     let mut object = object.clone();
@@ -221,6 +279,22 @@ mod tests {
         let bytes = to_bytes(&object);
         assert!(!String::from_utf8_lossy(&bytes).contains("42"));
         assert_eq!(from_bytes(&bytes, 43)["metadata"]["resourceVersion"], "43");
+    }
+
+    #[test]
+    fn splicing_matches_decoding() {
+        let cases = [
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "a", "labels": {"x": "y"}}, "spec": {}}),
+            json!({"kind": "Event", "involvedObject": {"name": "metadata"}, "message": "\"metadata\":{", "metadata": {}}),
+            json!({"spec": {"template": {"metadata": {"labels": {}}}}, "metadata": {"name": "d"}}),
+        ];
+        for object in cases {
+            let bytes = serde_json::to_vec(&object).unwrap();
+            let spliced: Value = serde_json::from_slice(&splice_resource_version(&bytes, 42).unwrap()).unwrap();
+            assert_eq!(spliced, from_bytes(&bytes, 42), "{object}");
+        }
+        assert_eq!(splice_resource_version(b"{\"kind\":\"X\"}", 1), None);
+        assert_eq!(splice_resource_version(b"{\"metadata\":\"x\"}", 1), None);
     }
 
     #[test]

@@ -68,6 +68,11 @@ impl Selection {
         Ok(Selection { labels, fields })
     }
 
+    /// Selects everything (no label or field terms), so objects need no decoding to be chosen.
+    pub fn is_everything(&self) -> bool {
+        self.labels.as_ref().is_none_or(|s| s.is_empty()) && self.fields.as_ref().is_none_or(|s| s.is_empty())
+    }
+
     pub fn matches(&self, kind: &str, object: &Value) -> bool {
         let labels = object.pointer("/metadata/labels").and_then(Value::as_object);
         self.labels.as_ref().is_none_or(|s| s.matches(labels))
@@ -132,6 +137,21 @@ impl Registry {
             .iter()
             .map(from_kv)
             .filter(|object| selection.matches(resource.kind, object))
+            .collect();
+        Ok((items, list.revision))
+    }
+
+    /// Every object of a resource as JSON bytes with its resourceVersion, undecoded (see
+    /// [`objects::splice_resource_version`]), and the revision of the snapshot.
+    pub async fn list_raw(&self, resource: &ResourceInfo, namespace: Option<&str>) -> ApiResult<(Vec<Vec<u8>>, u64)> {
+        let list = self.store.list(&prefix(resource, namespace)).await?;
+        let items = list
+            .kvs
+            .iter()
+            .map(|kv| {
+                objects::splice_resource_version(&kv.value, kv.mod_revision)
+                    .unwrap_or_else(|| serde_json::to_vec(&from_kv(kv)).unwrap_or_default())
+            })
             .collect();
         Ok((items, list.revision))
     }

@@ -257,8 +257,13 @@ async fn collection(
             if query.is_watch() {
                 return watch::watch(registry, resource, watch_request(namespace, selection, headers, query)?).await;
             }
+            let table = table_include(headers, query);
+            if table.is_none() && selection.is_everything() {
+                let (items, revision) = registry.list_raw(resource, namespace).await?;
+                return Ok(raw_list(resource, &items, revision));
+            }
             let (items, revision) = registry.list(resource, namespace, &selection).await?;
-            if let Some(include) = table_include(headers, query) {
+            if let Some(include) = table {
                 return Ok(h::json_response(
                     StatusCode::OK,
                     &tables::table(resource, &items, revision, include, true),
@@ -443,4 +448,24 @@ fn delete_result(resource: &ResourceInfo, deleted: &crate::registry::Deleted) ->
         details["group"] = json!(resource.group);
     }
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details})
+}
+
+/// A list response assembled from undecoded items (the common unfiltered JSON list).
+fn raw_list(resource: &ResourceInfo, items: &[Vec<u8>], revision: u64) -> Response {
+    let head = format!(
+        "{{\"kind\":\"{}\",\"apiVersion\":\"{}\",\"metadata\":{{\"resourceVersion\":\"{revision}\"}},\"items\":[",
+        resource.list_kind(),
+        resource.api_version()
+    );
+    let size = head.len() + items.iter().map(|i| i.len() + 1).sum::<usize>() + 2;
+    let mut body = Vec::with_capacity(size);
+    body.extend_from_slice(head.as_bytes());
+    for (index, item) in items.iter().enumerate() {
+        if index > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(item);
+    }
+    body.extend_from_slice(b"]}");
+    h::bytes_response(StatusCode::OK, "application/json", body)
 }

@@ -126,6 +126,24 @@ fn initial_events_end(resource: &ResourceInfo, revision: u64) -> Value {
     })
 }
 
+/// The event line of an unfiltered JSON watch, built from the stored bytes without decoding
+/// them: with many watchers, decoding each event once per watcher dominated the server's work.
+fn raw_line(event: &svcnet_store::Event) -> Option<Bytes> {
+    let kind = match event.kind {
+        EventType::Delete => "DELETED",
+        EventType::Put if event.created => "ADDED",
+        EventType::Put => "MODIFIED",
+    };
+    let object = objects::splice_resource_version(&event.kv.value, event.revision())?;
+    let mut line = Vec::with_capacity(object.len() + 32);
+    line.extend_from_slice(b"{\"type\":\"");
+    line.extend_from_slice(kind.as_bytes());
+    line.extend_from_slice(b"\",\"object\":");
+    line.extend_from_slice(&object);
+    line.extend_from_slice(b"}\n");
+    Some(Bytes::from(line))
+}
+
 impl WatchState {
     /// The next line of the stream, or None when it ends.
     async fn next_line(&mut self) -> Option<Bytes> {
@@ -155,6 +173,11 @@ impl WatchState {
             };
             let event = event?;
             self.last_revision = event.revision();
+            if self.request.table.is_none() && self.request.selection.is_everything() {
+                if let Some(line) = raw_line(&event) {
+                    return Some(line);
+                }
+            }
             if let Some(pending) = self.classify(&event) {
                 return Some(self.encode(pending));
             }
