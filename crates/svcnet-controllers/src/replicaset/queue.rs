@@ -1,0 +1,249 @@
+//! A work queue of object keys with client-go's guarantees, shared by the workload controllers:
+//! a key waits in the queue at most once, one worker at a time holds it, and a key added while
+//! it is being processed is processed again afterwards. Failed keys come back after a per-key
+//! exponential backoff (5 ms doubling up to 30 s), so a persistent error never hot-loops.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// First retry delay after a failure.
+const BASE_DELAY: Duration = Duration::from_millis(5);
+/// Longest retry delay.
+const MAX_DELAY: Duration = Duration::from_secs(30);
+
+/// A namespaced object's name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjectKey {
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        ObjectKey {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
+    /// The key of an object from its metadata (cluster-scoped objects have an empty namespace).
+    pub fn of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Self {
+        ObjectKey::new(
+            meta.namespace.clone().unwrap_or_default(),
+            meta.name.clone().unwrap_or_default(),
+        )
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+#[derive(Default)]
+struct State {
+    ready: VecDeque<ObjectKey>,
+    /// Keys waiting to be processed (in `ready`, or queued behind a worker holding them).
+    dirty: HashSet<ObjectKey>,
+    processing: HashSet<ObjectKey>,
+    failures: HashMap<ObjectKey, u32>,
+    /// The earliest pending delayed add of each key.
+    delayed: HashMap<ObjectKey, Instant>,
+}
+
+/// The queue; share it as `Arc<WorkQueue>`.
+#[derive(Default)]
+pub struct WorkQueue {
+    state: Mutex<State>,
+    notify: Notify,
+}
+
+impl WorkQueue {
+    pub fn new() -> Arc<Self> {
+        Arc::new(WorkQueue::default())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Queues a key unless it is already waiting.
+    pub fn add(&self, key: ObjectKey) {
+        let mut state = self.lock();
+        if !state.dirty.insert(key.clone()) {
+            return;
+        }
+        if !state.processing.contains(&key) {
+            state.ready.push_back(key);
+            drop(state);
+            self.notify.notify_one();
+        }
+    }
+
+    /// Queues a key after `delay`; of several delayed adds of one key only the earliest runs.
+    pub fn add_after(self: &Arc<Self>, key: ObjectKey, delay: Duration) {
+        if delay.is_zero() {
+            self.add(key);
+            return;
+        }
+        let at = Instant::now() + delay;
+        {
+            let mut state = self.lock();
+            match state.delayed.get(&key) {
+                Some(existing) if *existing <= at => return,
+                _ => {
+                    state.delayed.insert(key.clone(), at);
+                }
+            }
+        }
+        let queue = Arc::clone(self);
+        tokio::spawn(async move {
+            tokio::time::sleep_until(at).await;
+            let due = {
+                let mut state = queue.lock();
+                // A later, earlier-scheduled add may have replaced this one.
+                if state.delayed.get(&key) == Some(&at) {
+                    state.delayed.remove(&key);
+                    true
+                } else {
+                    false
+                }
+            };
+            if due {
+                queue.add(key);
+            }
+        });
+    }
+
+    /// Waits for the next key; the caller owns it until [`WorkQueue::done`].
+    pub async fn next(&self) -> ObjectKey {
+        loop {
+            {
+                let mut state = self.lock();
+                if let Some(key) = state.ready.pop_front() {
+                    state.dirty.remove(&key);
+                    state.processing.insert(key.clone());
+                    return key;
+                }
+            }
+            self.notify.notified().await;
+        }
+    }
+
+    /// Releases a key; if it was added meanwhile it is queued again.
+    pub fn done(&self, key: &ObjectKey) {
+        let mut state = self.lock();
+        state.processing.remove(key);
+        if state.dirty.contains(key) {
+            state.ready.push_back(key.clone());
+            drop(state);
+            self.notify.notify_one();
+        }
+    }
+
+    /// Releases a key that failed and queues it again after its backoff.
+    pub fn retry(self: &Arc<Self>, key: &ObjectKey) {
+        let delay = {
+            let mut state = self.lock();
+            let failures = state.failures.entry(key.clone()).or_insert(0);
+            let delay = backoff(*failures);
+            *failures = failures.saturating_add(1);
+            delay
+        };
+        self.done(key);
+        self.add_after(key.clone(), delay);
+    }
+
+    /// Resets a key's backoff after a success.
+    pub fn forget(&self, key: &ObjectKey) {
+        self.lock().failures.remove(key);
+    }
+
+    /// Keys waiting or held, for tests and metrics.
+    pub fn len(&self) -> usize {
+        let state = self.lock();
+        state.ready.len() + state.processing.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The delay before retry number `failures` (0-based).
+pub fn backoff(failures: u32) -> Duration {
+    BASE_DELAY
+        .checked_mul(1u32.checked_shl(failures.min(31)).unwrap_or(u32::MAX))
+        .map_or(MAX_DELAY, |d| d.min(MAX_DELAY))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str) -> ObjectKey {
+        ObjectKey::new("default", name)
+    }
+
+    #[tokio::test]
+    async fn a_key_waits_once_and_is_held_by_one_worker() {
+        let queue = WorkQueue::new();
+        queue.add(key("a"));
+        queue.add(key("a"));
+        queue.add(key("b"));
+        assert_eq!(queue.next().await, key("a"));
+        // Added while held: not handed out until done.
+        queue.add(key("a"));
+        assert_eq!(queue.next().await, key("b"));
+        let pending = tokio::time::timeout(Duration::from_millis(20), queue.next()).await;
+        assert!(pending.is_err(), "a is still held");
+        queue.done(&key("a"));
+        assert_eq!(queue.next().await, key("a"));
+        queue.done(&key("a"));
+        queue.done(&key("b"));
+        assert!(queue.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_back_off_exponentially() {
+        assert_eq!(backoff(0), Duration::from_millis(5));
+        assert_eq!(backoff(3), Duration::from_millis(40));
+        assert_eq!(backoff(40), MAX_DELAY);
+        let queue = WorkQueue::new();
+        queue.add(key("a"));
+        let k = queue.next().await;
+        queue.retry(&k);
+        let start = Instant::now();
+        let k = queue.next().await;
+        assert_eq!(start.elapsed(), Duration::from_millis(5));
+        queue.retry(&k);
+        let start = Instant::now();
+        let k = queue.next().await;
+        assert_eq!(start.elapsed(), Duration::from_millis(10));
+        queue.forget(&k);
+        queue.retry(&k);
+        let start = Instant::now();
+        queue.next().await;
+        assert_eq!(start.elapsed(), Duration::from_millis(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_the_earliest_delayed_add_runs() {
+        let queue = WorkQueue::new();
+        queue.add_after(key("a"), Duration::from_secs(10));
+        queue.add_after(key("a"), Duration::from_secs(1));
+        queue.add_after(key("a"), Duration::from_secs(5));
+        let start = Instant::now();
+        let k = queue.next().await;
+        assert_eq!(start.elapsed(), Duration::from_secs(1));
+        queue.done(&k);
+        let later = tokio::time::timeout(Duration::from_secs(30), queue.next()).await;
+        assert!(later.is_err(), "the later adds were dropped");
+    }
+}

@@ -1,0 +1,211 @@
+//! The StatefulSet controller: pods `<set>-0 .. <set>-(N-1)` with stable hostnames under the
+//! set's headless Service (`spec.subdomain = serviceName`), created in order and removed in
+//! reverse order (OrderedReady) or all at once (Parallel), rolled to a new template from the
+//! highest ordinal down, with the status `kubectl rollout status` reads, as upstream's
+//! pkg/controller/statefulset does. When a set is deleted its pods are deleted too.
+//!
+//! Start with [`sync`], the pure part; this module is the shell (watches, queue, writes).
+
+pub mod sync;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::watcher;
+
+use crate::replicaset::informer::{self, api_code, delete_if_uid, event_object, live_uid};
+use crate::replicaset::pods::{controlled_by, controller_ref, is_terminating, selector_matches};
+use crate::replicaset::queue::{ObjectKey, WorkQueue};
+use crate::ControllerConfig;
+
+/// Runs the StatefulSet controller against the API server behind `client`.
+pub async fn run(client: kube::Client, _config: ControllerConfig) -> anyhow::Result<()> {
+    let (sets, set_writer) = reflector::store();
+    let (pods, pod_writer) = reflector::store();
+    let controller = Arc::new(Controller {
+        client: client.clone(),
+        sets,
+        pods,
+        queue: WorkQueue::new(),
+    });
+    let set_watch = informer::watch(Api::<StatefulSet>::all(client.clone()), set_writer, |event| {
+        controller.on_set(event)
+    });
+    let pod_watch = informer::watch(Api::<Pod>::all(client), pod_writer, |event| controller.on_pod(event));
+    let workers = async {
+        let _ = controller.sets.wait_until_ready().await;
+        let _ = controller.pods.wait_until_ready().await;
+        let sync_controller = Arc::clone(&controller);
+        informer::run_workers(Arc::clone(&controller.queue), informer::WORKERS, move |key| {
+            let controller = Arc::clone(&sync_controller);
+            async move { controller.sync(&key).await }
+        })
+        .await;
+    };
+    tokio::join!(set_watch, pod_watch, workers);
+    Ok(())
+}
+
+struct Controller {
+    client: kube::Client,
+    sets: Store<StatefulSet>,
+    pods: Store<Pod>,
+    queue: Arc<WorkQueue>,
+}
+
+fn in_namespace(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, namespace: &str) -> bool {
+    meta.namespace.as_deref() == Some(namespace)
+}
+
+// === impl Controller: events ===
+
+impl Controller {
+    fn on_set(&self, event: &watcher::Event<StatefulSet>) {
+        match event_object(event) {
+            Some((set, _)) => self.queue.add(ObjectKey::of(&set.metadata)),
+            None if matches!(event, watcher::Event::InitDone) => self.resync_all(),
+            None => {}
+        }
+    }
+
+    fn on_pod(&self, event: &watcher::Event<Pod>) {
+        let Some((pod, deleted)) = event_object(event) else {
+            if matches!(event, watcher::Event::InitDone) {
+                self.resync_all();
+            }
+            return;
+        };
+        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+        match controller_ref(&pod.metadata) {
+            Some(_) => {
+                if let Some(owner) = controlled_by(&pod.metadata, "StatefulSet") {
+                    self.queue.add(ObjectKey::new(namespace, owner.name.clone()));
+                }
+            }
+            // An orphan: a set whose member it would be may adopt it.
+            None if !deleted => {
+                for set in self.sets.state() {
+                    if in_namespace(&set.metadata, &namespace)
+                        && sync::ordinal(&set, pod).is_some()
+                        && set
+                            .spec
+                            .as_ref()
+                            .is_some_and(|s| selector_matches(&s.selector, pod.metadata.labels.as_ref()))
+                    {
+                        self.queue.add(ObjectKey::of(&set.metadata));
+                    }
+                }
+            }
+            None => {}
+        }
+    }
+
+    fn resync_all(&self) {
+        for set in self.sets.state() {
+            self.queue.add(ObjectKey::of(&set.metadata));
+        }
+        for pod in self.pods.state() {
+            if let Some(owner) = controlled_by(&pod.metadata, "StatefulSet") {
+                let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+                self.queue.add(ObjectKey::new(namespace, owner.name.clone()));
+            }
+        }
+    }
+}
+
+// === impl Controller: sync ===
+
+impl Controller {
+    fn pod_api(&self, namespace: &str) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+
+    fn set_api(&self, namespace: &str) -> Api<StatefulSet> {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+
+    async fn sync(&self, key: &ObjectKey) -> anyhow::Result<Option<Duration>> {
+        let set = self.sets.get(&ObjectRef::new(&key.name).within(&key.namespace));
+        let cached_uid = set.as_ref().and_then(|s| s.metadata.uid.clone());
+        self.delete_orphans(key, cached_uid.as_deref()).await?;
+        let Some(set) = set else {
+            return Ok(None);
+        };
+        let pods: Vec<Arc<Pod>> = self.pods.state_filter(|p| in_namespace(&p.metadata, &key.namespace));
+        let pod_refs: Vec<&Pod> = pods.iter().map(Arc::as_ref).collect();
+        let plan = sync::plan(&set, &pod_refs, Timestamp::now());
+        let api = self.pod_api(&key.namespace);
+        let params = PostParams::default();
+        let creates = plan.actions.iter().filter_map(|a| match a {
+            sync::Action::CreatePod(pod) => Some(api.create(&params, pod.as_ref())),
+            _ => None,
+        });
+        for result in futures::future::join_all(creates).await {
+            match result {
+                Ok(_) => {}
+                // The cache has not seen an earlier create yet.
+                Err(err) if api_code(&err) == Some(409) => {}
+                Err(err) => return Err(err).context("creating a StatefulSet pod"),
+            }
+        }
+        for action in &plan.actions {
+            match action {
+                sync::Action::CreatePod(_) => {}
+                sync::Action::DeletePod { name, uid } => {
+                    delete_if_uid(&api, name, uid)
+                        .await
+                        .context("deleting a StatefulSet pod")?;
+                }
+                sync::Action::PatchPod { name, patch } => {
+                    match api.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await {
+                        Ok(_) => {}
+                        Err(err) if api_code(&err) == Some(404) => {}
+                        Err(err) => return Err(err).context("updating a StatefulSet pod"),
+                    }
+                }
+            }
+        }
+        if sync::status_changed(&set, &plan.status) {
+            let mut updated = (*set).clone();
+            updated.status = Some(plan.status);
+            self.set_api(&key.namespace)
+                .replace_status(&key.name, &params, &updated)
+                .await
+                .context("updating StatefulSet status")?;
+        }
+        Ok(plan.requeue_after)
+    }
+
+    /// Deletes pods that name `key` as their StatefulSet but belong to one that is gone.
+    async fn delete_orphans(&self, key: &ObjectKey, cached_uid: Option<&str>) -> anyhow::Result<()> {
+        let orphans: Vec<Arc<Pod>> = self.pods.state_filter(|p| {
+            in_namespace(&p.metadata, &key.namespace)
+                && !is_terminating(p)
+                && controlled_by(&p.metadata, "StatefulSet")
+                    .is_some_and(|o| o.name == key.name && Some(o.uid.as_str()) != cached_uid)
+        });
+        if orphans.is_empty() {
+            return Ok(());
+        }
+        let live = live_uid(&self.set_api(&key.namespace), &key.name).await?;
+        let api = self.pod_api(&key.namespace);
+        for pod in orphans {
+            if controlled_by(&pod.metadata, "StatefulSet").map(|o| o.uid.as_str()) == live.as_deref() {
+                continue;
+            }
+            let name = pod.metadata.name.as_deref().unwrap_or("");
+            tracing::debug!(statefulset = %key, pod = name, "deleting pod of a deleted StatefulSet");
+            delete_if_uid(&api, name, pod.metadata.uid.as_deref().unwrap_or("")).await?;
+        }
+        Ok(())
+    }
+}
