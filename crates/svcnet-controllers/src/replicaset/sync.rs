@@ -18,8 +18,8 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::pods::{
-    controller_ref, is_controlled_by, is_pod_active, is_pod_available, is_pod_ready, new_controller_ref, node_name,
-    nonzero, phase, pod_from_template, ready_since, selector_matches,
+    controller_ref, is_pod_active, is_pod_available, is_pod_ready, new_controller_ref, node_name, nonzero, phase,
+    pod_from_template, ready_since, selector_matches,
 };
 
 /// Upstream `BurstReplicas`: the most pods one sync creates or deletes.
@@ -353,9 +353,4 @@ pub fn released_owner_references(
     let mut refs = pod.metadata.owner_references.clone().unwrap_or_default();
     refs.retain(|r| r.uid != uid(rs));
     refs
-}
-
-/// Whether a pod is controlled by this ReplicaSet (for counting in tests and the shell).
-pub fn owns(rs: &ReplicaSet, pod: &Pod) -> bool {
-    is_controlled_by(&pod.metadata, uid(rs))
 }
