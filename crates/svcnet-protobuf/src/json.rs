@@ -312,6 +312,161 @@ pub(crate) fn namespace_status(status: &proto::NamespaceStatus) -> Result<Value,
         .done())
 }
 
+/// A pointer `*intstr.IntOrString`: written whenever present, so an explicit
+/// `0` or `""` survives (`maxSurge: 0` differs from unset).
+fn int_or_string_pointer(value: &proto::IntOrString) -> Value {
+    if value.r#type == Some(1) {
+        return Value::from(value.str_val.clone().unwrap_or_default());
+    }
+    Value::from(value.int_val.unwrap_or(0))
+}
+
+fn label_selector_requirement(req: &proto::LabelSelectorRequirement) -> Result<Value, ConvError> {
+    Ok(Fields::default()
+        .text_always("key", &req.key)
+        .text_always("operator", &req.operator)
+        .strings("values", &req.values)
+        .done())
+}
+
+fn label_selector(selector: &proto::LabelSelector) -> Result<Value, ConvError> {
+    Ok(Fields::default()
+        .string_map("matchLabels", &selector.match_labels)
+        .list(
+            "matchExpressions",
+            convert_all(&selector.match_expressions, label_selector_requirement)?,
+        )
+        .done())
+}
+
+/// `map[ResourceName]resource.Quantity` with `omitempty`; quantities are strings.
+fn quantities(values: &BTreeMap<String, proto::Quantity>) -> Option<Value> {
+    if values.is_empty() {
+        return None;
+    }
+    let map: Map<String, Value> = values
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::from(v.string.clone().unwrap_or_default())))
+        .collect();
+    Some(Value::Object(map))
+}
+
+fn resource_requirements(resources: &proto::ResourceRequirements) -> Value {
+    Fields::default()
+        .nested("limits", quantities(&resources.limits))
+        .nested("requests", quantities(&resources.requests))
+        .done()
+}
+
+fn container_port(port: &proto::ContainerPort) -> Result<Value, ConvError> {
+    Ok(Fields::default()
+        .text("name", &port.name)
+        .nonzero("hostPort", &port.host_port)
+        .put("containerPort", port.container_port.unwrap_or(0))
+        .text("protocol", &port.protocol)
+        .text("hostIP", &port.host_ip)
+        .done())
+}
+
+fn env_var(var: &proto::EnvVar) -> Result<Value, ConvError> {
+    Ok(Fields::default()
+        .text_always("name", &var.name)
+        .text("value", &var.value)
+        .done())
+}
+
+fn container(container: &proto::Container) -> Result<Value, ConvError> {
+    let resources = container.resources.as_ref().map(resource_requirements);
+    Ok(Fields::default()
+        .text_always("name", &container.name)
+        .text("image", &container.image)
+        .strings("command", &container.command)
+        .strings("args", &container.args)
+        .text("workingDir", &container.working_dir)
+        .list("ports", convert_all(&container.ports, container_port)?)
+        .list("env", convert_all(&container.env, env_var)?)
+        .nested("resources", resources)
+        .text("terminationMessagePath", &container.termination_message_path)
+        .text("terminationMessagePolicy", &container.termination_message_policy)
+        .text("imagePullPolicy", &container.image_pull_policy)
+        .done())
+}
+
+fn toleration(toleration: &proto::Toleration) -> Result<Value, ConvError> {
+    Ok(Fields::default()
+        .text("key", &toleration.key)
+        .text("operator", &toleration.operator)
+        .text("value", &toleration.value)
+        .text("effect", &toleration.effect)
+        .present("tolerationSeconds", &toleration.toleration_seconds)
+        .done())
+}
+
+fn pod_spec(spec: &proto::PodSpec) -> Result<Value, ConvError> {
+    // The security context's own fields are not modelled; its presence is.
+    let security_context = spec.security_context.as_ref().map(|_| Fields::default().done());
+    Ok(Fields::default()
+        .list("initContainers", convert_all(&spec.init_containers, container)?)
+        .list("containers", convert_all(&spec.containers, container)?)
+        .text("restartPolicy", &spec.restart_policy)
+        .present("terminationGracePeriodSeconds", &spec.termination_grace_period_seconds)
+        .text("dnsPolicy", &spec.dns_policy)
+        .string_map("nodeSelector", &spec.node_selector)
+        .text("serviceAccountName", &spec.service_account_name)
+        .text("nodeName", &spec.node_name)
+        .nested("securityContext", security_context)
+        .text("hostname", &spec.hostname)
+        .text("subdomain", &spec.subdomain)
+        .text("schedulerName", &spec.scheduler_name)
+        .list("tolerations", convert_all(&spec.tolerations, toleration)?)
+        .done())
+}
+
+fn pod_template_spec(template: &proto::PodTemplateSpec) -> Result<Value, ConvError> {
+    let metadata = template.metadata.as_ref().map(object_meta).transpose()?;
+    let spec = template.spec.as_ref().map(pod_spec).transpose()?;
+    Ok(Fields::default()
+        .nested("metadata", metadata)
+        .nested("spec", spec)
+        .done())
+}
+
+fn deployment_strategy(strategy: &proto::DeploymentStrategy) -> Value {
+    let rolling_update = strategy.rolling_update.as_ref().map(|update| {
+        Fields::default()
+            .nested(
+                "maxUnavailable",
+                update.max_unavailable.as_ref().map(int_or_string_pointer),
+            )
+            .nested("maxSurge", update.max_surge.as_ref().map(int_or_string_pointer))
+            .done()
+    });
+    Fields::default()
+        .text("type", &strategy.r#type)
+        .nested("rollingUpdate", rolling_update)
+        .done()
+}
+
+pub(crate) fn deployment_spec(spec: &proto::DeploymentSpec) -> Result<Value, ConvError> {
+    let selector = spec.selector.as_ref().map(label_selector).transpose()?;
+    let template = spec.template.as_ref().map(pod_template_spec).transpose()?;
+    Ok(Fields::default()
+        .present("replicas", &spec.replicas)
+        .nested("selector", selector)
+        .nested("template", template)
+        .nested("strategy", spec.strategy.as_ref().map(deployment_strategy))
+        .nonzero("minReadySeconds", &spec.min_ready_seconds)
+        .present("revisionHistoryLimit", &spec.revision_history_limit)
+        .flag("paused", &spec.paused)
+        .present("progressDeadlineSeconds", &spec.progress_deadline_seconds)
+        .done())
+}
+
+/// Deployment status is owned by the server; clients send it empty on create.
+pub(crate) fn deployment_status(_status: &proto::DeploymentStatus) -> Result<Value, ConvError> {
+    Ok(Fields::default().done())
+}
+
 /// Assembles a top-level object. Go always writes metadata, spec and status
 /// (they are non-pointer structs), so they are present even when empty.
 pub(crate) fn top_level(api_version: &str, kind: &str, metadata: Value, spec: Value, status: Value) -> Value {

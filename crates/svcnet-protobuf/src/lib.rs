@@ -1,8 +1,9 @@
 //! Decoding of Kubernetes protobuf request bodies.
 //!
 //! kubectl 1.32 and later send `Content-Type: application/vnd.kubernetes.protobuf`
-//! bodies for `kubectl create service ...` and `kubectl create namespace`,
-//! and never fall back to JSON when the server refuses them. This crate turns
+//! bodies for `kubectl create service ...`, `kubectl create namespace` and
+//! `kubectl create deployment`, and never fall back to JSON when the server
+//! refuses them. This crate turns
 //! such a body back into the JSON object an older kubectl would have sent,
 //! so the server keeps a single JSON code path.
 //!
@@ -54,6 +55,7 @@ pub fn decode_object(body: &[u8]) -> Result<Value, DecodeError> {
     let converted = match (api_version.as_str(), kind.as_str()) {
         ("v1", "Service") => service(&raw),
         ("v1", "Namespace") => namespace(&raw),
+        ("apps/v1", "Deployment") => deployment(&raw),
         _ => return Err(DecodeError::UnsupportedKind { api_version, kind }),
     };
     converted.map_err(|detail| DecodeError::Message { kind, detail })
@@ -84,5 +86,16 @@ fn namespace(raw: &[u8]) -> Result<Value, json::ConvError> {
         json::object_meta(&ns.metadata.unwrap_or_default())?,
         json::namespace_spec(&ns.spec.unwrap_or_default())?,
         json::namespace_status(&ns.status.unwrap_or_default())?,
+    ))
+}
+
+fn deployment(raw: &[u8]) -> Result<Value, json::ConvError> {
+    let deploy = proto::Deployment::decode(raw).map_err(|e| e.to_string())?;
+    Ok(json::top_level(
+        "apps/v1",
+        "Deployment",
+        json::object_meta(&deploy.metadata.unwrap_or_default())?,
+        json::deployment_spec(&deploy.spec.unwrap_or_default())?,
+        json::deployment_status(&deploy.status.unwrap_or_default())?,
     ))
 }

@@ -3,12 +3,13 @@
 //! Field numbers follow `k8s.io/apimachinery/pkg/runtime/generated.proto`,
 //! `k8s.io/apimachinery/pkg/apis/meta/v1/generated.proto`,
 //! `k8s.io/apimachinery/pkg/util/intstr/generated.proto` and
-//! `k8s.io/api/core/v1/generated.proto`. Upstream uses proto2, so every
+//! `k8s.io/api/core/v1/generated.proto` and `k8s.io/api/apps/v1/generated.proto`. Upstream uses proto2, so every
 //! scalar is `optional` and presence is observable; the JSON conversion uses
 //! that presence only where the Go type is a pointer (see `json.rs`).
 //!
-//! Only the messages reachable from `v1.Service` and `v1.Namespace` are
-//! modelled. Fields left out here are skipped by prost as unknown fields,
+//! Only the messages reachable from `v1.Service`, `v1.Namespace` and
+//! `apps/v1.Deployment` are modelled (for Deployment, the pod template fields
+//! that `kubectl create deployment` and typical typed clients fill in). Fields left out here are skipped by prost as unknown fields,
 //! which keeps the decoder tolerant of newer clients.
 
 use std::collections::BTreeMap;
@@ -320,4 +321,205 @@ pub struct Namespace {
     pub spec: Option<NamespaceSpec>,
     #[prost(message, optional, tag = "3")]
     pub status: Option<NamespaceStatus>,
+}
+
+/// `meta/v1.LabelSelectorRequirement`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LabelSelectorRequirement {
+    #[prost(string, optional, tag = "1")]
+    pub key: Option<String>,
+    #[prost(string, optional, tag = "2")]
+    pub operator: Option<String>,
+    #[prost(string, repeated, tag = "3")]
+    pub values: Vec<String>,
+}
+
+/// `meta/v1.LabelSelector`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LabelSelector {
+    #[prost(btree_map = "string, string", tag = "1")]
+    pub match_labels: BTreeMap<String, String>,
+    #[prost(message, repeated, tag = "2")]
+    pub match_expressions: Vec<LabelSelectorRequirement>,
+}
+
+/// `resource.Quantity`: carried as its canonical string form.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Quantity {
+    #[prost(string, optional, tag = "1")]
+    pub string: Option<String>,
+}
+
+/// `core/v1.ContainerPort`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ContainerPort {
+    #[prost(string, optional, tag = "1")]
+    pub name: Option<String>,
+    #[prost(int32, optional, tag = "2")]
+    pub host_port: Option<i32>,
+    #[prost(int32, optional, tag = "3")]
+    pub container_port: Option<i32>,
+    #[prost(string, optional, tag = "4")]
+    pub protocol: Option<String>,
+    #[prost(string, optional, tag = "5")]
+    pub host_ip: Option<String>,
+}
+
+/// `core/v1.EnvVar` (tag 3, valueFrom, is not modelled).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct EnvVar {
+    #[prost(string, optional, tag = "1")]
+    pub name: Option<String>,
+    #[prost(string, optional, tag = "2")]
+    pub value: Option<String>,
+}
+
+/// `core/v1.ResourceRequirements` (tag 3, claims, is not modelled).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ResourceRequirements {
+    #[prost(btree_map = "string, message", tag = "1")]
+    pub limits: BTreeMap<String, Quantity>,
+    #[prost(btree_map = "string, message", tag = "2")]
+    pub requests: BTreeMap<String, Quantity>,
+}
+
+/// `core/v1.Container`, restricted to the commonly sent fields.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Container {
+    #[prost(string, optional, tag = "1")]
+    pub name: Option<String>,
+    #[prost(string, optional, tag = "2")]
+    pub image: Option<String>,
+    #[prost(string, repeated, tag = "3")]
+    pub command: Vec<String>,
+    #[prost(string, repeated, tag = "4")]
+    pub args: Vec<String>,
+    #[prost(string, optional, tag = "5")]
+    pub working_dir: Option<String>,
+    #[prost(message, repeated, tag = "6")]
+    pub ports: Vec<ContainerPort>,
+    #[prost(message, repeated, tag = "7")]
+    pub env: Vec<EnvVar>,
+    #[prost(message, optional, tag = "8")]
+    pub resources: Option<ResourceRequirements>,
+    #[prost(string, optional, tag = "13")]
+    pub termination_message_path: Option<String>,
+    #[prost(string, optional, tag = "20")]
+    pub termination_message_policy: Option<String>,
+    #[prost(string, optional, tag = "14")]
+    pub image_pull_policy: Option<String>,
+}
+
+/// `core/v1.PodSecurityContext`: only its presence is kept.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PodSecurityContext {}
+
+/// `core/v1.Toleration`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Toleration {
+    #[prost(string, optional, tag = "1")]
+    pub key: Option<String>,
+    #[prost(string, optional, tag = "2")]
+    pub operator: Option<String>,
+    #[prost(string, optional, tag = "3")]
+    pub value: Option<String>,
+    #[prost(string, optional, tag = "4")]
+    pub effect: Option<String>,
+    #[prost(int64, optional, tag = "5")]
+    pub toleration_seconds: Option<i64>,
+}
+
+/// `core/v1.PodSpec`, restricted to the commonly sent fields.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PodSpec {
+    #[prost(message, repeated, tag = "20")]
+    pub init_containers: Vec<Container>,
+    #[prost(message, repeated, tag = "2")]
+    pub containers: Vec<Container>,
+    #[prost(string, optional, tag = "3")]
+    pub restart_policy: Option<String>,
+    #[prost(int64, optional, tag = "4")]
+    pub termination_grace_period_seconds: Option<i64>,
+    #[prost(string, optional, tag = "6")]
+    pub dns_policy: Option<String>,
+    #[prost(btree_map = "string, string", tag = "7")]
+    pub node_selector: BTreeMap<String, String>,
+    #[prost(string, optional, tag = "8")]
+    pub service_account_name: Option<String>,
+    #[prost(string, optional, tag = "10")]
+    pub node_name: Option<String>,
+    #[prost(message, optional, tag = "14")]
+    pub security_context: Option<PodSecurityContext>,
+    #[prost(string, optional, tag = "16")]
+    pub hostname: Option<String>,
+    #[prost(string, optional, tag = "17")]
+    pub subdomain: Option<String>,
+    #[prost(string, optional, tag = "19")]
+    pub scheduler_name: Option<String>,
+    #[prost(message, repeated, tag = "22")]
+    pub tolerations: Vec<Toleration>,
+}
+
+/// `core/v1.PodTemplateSpec`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PodTemplateSpec {
+    #[prost(message, optional, tag = "1")]
+    pub metadata: Option<ObjectMeta>,
+    #[prost(message, optional, tag = "2")]
+    pub spec: Option<PodSpec>,
+}
+
+/// `apps/v1.RollingUpdateDeployment`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RollingUpdateDeployment {
+    #[prost(message, optional, tag = "1")]
+    pub max_unavailable: Option<IntOrString>,
+    #[prost(message, optional, tag = "2")]
+    pub max_surge: Option<IntOrString>,
+}
+
+/// `apps/v1.DeploymentStrategy`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct DeploymentStrategy {
+    #[prost(string, optional, tag = "1")]
+    pub r#type: Option<String>,
+    #[prost(message, optional, tag = "2")]
+    pub rolling_update: Option<RollingUpdateDeployment>,
+}
+
+/// `apps/v1.DeploymentSpec` (tag 8 is unused in apps/v1).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct DeploymentSpec {
+    #[prost(int32, optional, tag = "1")]
+    pub replicas: Option<i32>,
+    #[prost(message, optional, tag = "2")]
+    pub selector: Option<LabelSelector>,
+    #[prost(message, optional, tag = "3")]
+    pub template: Option<PodTemplateSpec>,
+    #[prost(message, optional, tag = "4")]
+    pub strategy: Option<DeploymentStrategy>,
+    #[prost(int32, optional, tag = "5")]
+    pub min_ready_seconds: Option<i32>,
+    #[prost(int32, optional, tag = "6")]
+    pub revision_history_limit: Option<i32>,
+    #[prost(bool, optional, tag = "7")]
+    pub paused: Option<bool>,
+    #[prost(int32, optional, tag = "9")]
+    pub progress_deadline_seconds: Option<i32>,
+}
+
+/// `apps/v1.DeploymentStatus`. Clients do not set status on create, and the
+/// server recomputes it, so its fields (counters, conditions) are skipped.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct DeploymentStatus {}
+
+/// `apps/v1.Deployment`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Deployment {
+    #[prost(message, optional, tag = "1")]
+    pub metadata: Option<ObjectMeta>,
+    #[prost(message, optional, tag = "2")]
+    pub spec: Option<DeploymentSpec>,
+    #[prost(message, optional, tag = "3")]
+    pub status: Option<DeploymentStatus>,
 }

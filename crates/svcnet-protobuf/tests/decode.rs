@@ -427,10 +427,10 @@ fn envelope_without_kind_is_rejected() {
 fn unsupported_kind_names_group_version_kind() {
     let err = decode_object(&envelope("v1", "Pod", vec![])).unwrap_err();
     assert_eq!(err.to_string(), r#"unsupported kind "v1, Kind=Pod" in protobuf body"#);
-    let err = decode_object(&envelope("apps/v1", "Deployment", vec![])).unwrap_err();
+    let err = decode_object(&envelope("apps/v1", "StatefulSet", vec![])).unwrap_err();
     match err {
         DecodeError::UnsupportedKind { api_version, kind } => {
-            assert_eq!((api_version.as_str(), kind.as_str()), ("apps/v1", "Deployment"));
+            assert_eq!((api_version.as_str(), kind.as_str()), ("apps/v1", "StatefulSet"));
         }
         other => panic!("unexpected error {other:?}"),
     }
@@ -466,4 +466,259 @@ fn non_json_managed_fields_are_rejected() {
     };
     let err = decode_object(&envelope("v1", "Namespace", namespace.encode_to_vec())).unwrap_err();
     assert!(matches!(err, DecodeError::Message { .. }), "{err:?}");
+}
+
+fn quantity(text: &str) -> Quantity {
+    Quantity { string: some(text) }
+}
+
+/// A container as Go marshals it: unset value fields present but empty.
+fn go_container(name: &str, image: &str) -> Container {
+    Container {
+        name: some(name),
+        image: some(image),
+        working_dir: some(""),
+        resources: Some(ResourceRequirements::default()),
+        termination_message_path: some(""),
+        termination_message_policy: some(""),
+        image_pull_policy: some(""),
+        ..Default::default()
+    }
+}
+
+fn full_deployment() -> Deployment {
+    let app = Container {
+        command: vec!["nginx".into()],
+        args: vec!["-g".into(), "daemon off;".into()],
+        working_dir: some("/srv"),
+        ports: vec![
+            ContainerPort {
+                name: some("http"),
+                host_port: Some(0),
+                container_port: Some(80),
+                protocol: some("TCP"),
+                host_ip: some(""),
+            },
+            ContainerPort {
+                name: some(""),
+                host_port: Some(8443),
+                container_port: Some(443),
+                protocol: some("TCP"),
+                host_ip: some("0.0.0.0"),
+            },
+        ],
+        env: vec![
+            EnvVar {
+                name: some("MODE"),
+                value: some("prod"),
+            },
+            EnvVar {
+                name: some("EMPTY"),
+                value: some(""),
+            },
+        ],
+        resources: Some(ResourceRequirements {
+            limits: [
+                ("cpu".to_string(), quantity("500m")),
+                ("memory".to_string(), quantity("128Mi")),
+            ]
+            .into(),
+            requests: [("cpu".to_string(), quantity("250m"))].into(),
+        }),
+        termination_message_path: some("/dev/termination-log"),
+        termination_message_policy: some("File"),
+        image_pull_policy: some("IfNotPresent"),
+        ..go_container("nginx", "nginx:1.27")
+    };
+    Deployment {
+        metadata: Some(ObjectMeta {
+            labels: map(&[("app", "web")]),
+            ..go_meta("web", "shop")
+        }),
+        spec: Some(DeploymentSpec {
+            replicas: Some(0),
+            selector: Some(LabelSelector {
+                match_labels: map(&[("app", "web")]),
+                match_expressions: vec![
+                    LabelSelectorRequirement {
+                        key: some("tier"),
+                        operator: some("In"),
+                        values: vec!["front".into(), "edge".into()],
+                    },
+                    LabelSelectorRequirement {
+                        key: some("canary"),
+                        operator: some("DoesNotExist"),
+                        values: vec![],
+                    },
+                ],
+            }),
+            template: Some(PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: map(&[("app", "web")]),
+                    ..go_meta("", "")
+                }),
+                spec: Some(PodSpec {
+                    init_containers: vec![go_container("init", "busybox")],
+                    containers: vec![app],
+                    restart_policy: some("Always"),
+                    termination_grace_period_seconds: Some(0),
+                    dns_policy: some("ClusterFirst"),
+                    node_selector: map(&[("disk", "ssd")]),
+                    service_account_name: some("web"),
+                    node_name: some(""),
+                    security_context: Some(PodSecurityContext {}),
+                    hostname: some("web-0"),
+                    subdomain: some("web"),
+                    scheduler_name: some("default-scheduler"),
+                    tolerations: vec![
+                        Toleration {
+                            key: some("node.kubernetes.io/not-ready"),
+                            operator: some("Exists"),
+                            value: some(""),
+                            effect: some("NoExecute"),
+                            toleration_seconds: Some(300),
+                        },
+                        Toleration {
+                            key: some("dedicated"),
+                            operator: some("Equal"),
+                            value: some("web"),
+                            effect: some("NoSchedule"),
+                            toleration_seconds: None,
+                        },
+                    ],
+                }),
+            }),
+            strategy: Some(DeploymentStrategy {
+                r#type: some("RollingUpdate"),
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_unavailable: int_port(0),
+                    max_surge: named_port("25%"),
+                }),
+            }),
+            min_ready_seconds: Some(5),
+            revision_history_limit: Some(0),
+            paused: Some(true),
+            progress_deadline_seconds: Some(600),
+        }),
+        status: Some(DeploymentStatus {}),
+    }
+}
+
+#[test]
+fn every_deployment_field_is_converted() {
+    let body = envelope("apps/v1", "Deployment", full_deployment().encode_to_vec());
+    let decoded = decode_object(&body).unwrap();
+    let expected = json!({
+        "kind": "Deployment",
+        "apiVersion": "apps/v1",
+        "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}},
+        "spec": {
+            "replicas": 0,
+            "selector": {
+                "matchLabels": {"app": "web"},
+                "matchExpressions": [
+                    {"key": "tier", "operator": "In", "values": ["front", "edge"]},
+                    {"key": "canary", "operator": "DoesNotExist"}
+                ]
+            },
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {
+                    "initContainers": [{"name": "init", "image": "busybox", "resources": {}}],
+                    "containers": [{
+                        "name": "nginx",
+                        "image": "nginx:1.27",
+                        "command": ["nginx"],
+                        "args": ["-g", "daemon off;"],
+                        "workingDir": "/srv",
+                        "ports": [
+                            {"name": "http", "containerPort": 80, "protocol": "TCP"},
+                            {"hostPort": 8443, "containerPort": 443, "protocol": "TCP", "hostIP": "0.0.0.0"}
+                        ],
+                        "env": [{"name": "MODE", "value": "prod"}, {"name": "EMPTY"}],
+                        "resources": {
+                            "limits": {"cpu": "500m", "memory": "128Mi"},
+                            "requests": {"cpu": "250m"}
+                        },
+                        "terminationMessagePath": "/dev/termination-log",
+                        "terminationMessagePolicy": "File",
+                        "imagePullPolicy": "IfNotPresent"
+                    }],
+                    "restartPolicy": "Always",
+                    "terminationGracePeriodSeconds": 0,
+                    "dnsPolicy": "ClusterFirst",
+                    "nodeSelector": {"disk": "ssd"},
+                    "serviceAccountName": "web",
+                    "securityContext": {},
+                    "hostname": "web-0",
+                    "subdomain": "web",
+                    "schedulerName": "default-scheduler",
+                    "tolerations": [
+                        {"key": "node.kubernetes.io/not-ready", "operator": "Exists",
+                         "effect": "NoExecute", "tolerationSeconds": 300},
+                        {"key": "dedicated", "operator": "Equal", "value": "web", "effect": "NoSchedule"}
+                    ]
+                }
+            },
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"}},
+            "minReadySeconds": 5,
+            "revisionHistoryLimit": 0,
+            "paused": true,
+            "progressDeadlineSeconds": 600
+        },
+        "status": {}
+    });
+    assert_eq!(decoded, expected);
+}
+
+#[test]
+fn deployment_pointer_fields_are_omitted_when_absent() {
+    // Go leaves nil pointers (replicas, selector, rollingUpdate, the limits)
+    // out of the protobuf; value fields arrive as zero and are omitted too.
+    let deployment = Deployment {
+        metadata: Some(go_meta("bare", "")),
+        spec: Some(DeploymentSpec {
+            template: Some(PodTemplateSpec {
+                metadata: Some(go_meta("", "")),
+                spec: Some(PodSpec {
+                    containers: vec![go_container("app", "")],
+                    restart_policy: some(""),
+                    dns_policy: some(""),
+                    service_account_name: some(""),
+                    node_name: some(""),
+                    hostname: some(""),
+                    subdomain: some(""),
+                    scheduler_name: some(""),
+                    ..Default::default()
+                }),
+            }),
+            strategy: Some(DeploymentStrategy {
+                r#type: some("Recreate"),
+                rolling_update: None,
+            }),
+            min_ready_seconds: Some(0),
+            paused: Some(false),
+            ..Default::default()
+        }),
+        status: Some(DeploymentStatus {}),
+    };
+    let decoded = decode_object(&envelope("apps/v1", "Deployment", deployment.encode_to_vec())).unwrap();
+    assert_eq!(
+        decoded.to_string(),
+        r#"{"kind":"Deployment","apiVersion":"apps/v1","metadata":{"name":"bare"},"spec":{"template":{"metadata":{},"spec":{"containers":[{"name":"app","resources":{}}]}},"strategy":{"type":"Recreate"}},"status":{}}"#
+    );
+}
+
+#[test]
+fn deployment_status_counters_are_dropped() {
+    // observedGeneration, replicas and readyReplicas as a server would send them.
+    let mut raw = Deployment {
+        metadata: Some(go_meta("web", "")),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    raw.extend([0x1a, 6, 0x08, 2, 0x10, 3, 0x38, 3]);
+    let decoded = decode_object(&envelope("apps/v1", "Deployment", raw)).unwrap();
+    assert_eq!(decoded["status"], json!({}));
+    assert_eq!(decoded["spec"], json!({}));
 }

@@ -87,23 +87,54 @@ fn create_service_nodeport_with_fixed_node_port_in_namespace() {
     assert_matches_json_kubectl("service-nodeport-np");
 }
 
-const COMMANDS: [&str; 6] = [
+#[test]
+fn create_deployment_web() {
+    // kubectl create deployment web --image=nginx --replicas=3 --port=80
+    assert_matches_json_kubectl("deployment-web");
+    let decoded = decode_object(&fixture("deployment-web.kubectl-1.33.bin")).unwrap();
+    let expected = json!({
+        "kind": "Deployment",
+        "apiVersion": "apps/v1",
+        "metadata": {"name": "web", "labels": {"app": "web"}},
+        "spec": {
+            "replicas": 3,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{
+                    "name": "nginx", "image": "nginx",
+                    "ports": [{"containerPort": 80}], "resources": {}
+                }]}
+            },
+            "strategy": {}
+        },
+        "status": {}
+    });
+    assert_eq!(decoded, expected);
+}
+
+const COMMANDS: [&str; 7] = [
     "service-nodeport-web",
     "namespace-shop",
     "service-externalname-ext",
     "service-loadbalancer-lb",
     "service-clusterip-multi",
     "service-nodeport-np",
+    "deployment-web",
 ];
 
 #[test]
 fn key_order_matches_json_kubectl() {
     // Beyond value equality, the decoded text matches kubectl's own JSON once
-    // the null creationTimestamp is dropped.
+    // the null creationTimestamps are dropped.
     for command in COMMANDS {
         let decoded = decode_object(&fixture(&format!("{command}.kubectl-1.33.bin"))).unwrap();
         let sent = String::from_utf8(fixture(&format!("{command}.kubectl-1.31.json"))).unwrap();
-        let sent = sent.trim_end().replace(r#","creationTimestamp":null"#, "");
+        // The template's metadata starts with its null creationTimestamp.
+        let sent = sent
+            .trim_end()
+            .replace(r#","creationTimestamp":null"#, "")
+            .replace(r#""creationTimestamp":null,"#, "");
         assert_eq!(decoded.to_string(), sent, "{command}");
     }
 }
