@@ -613,7 +613,11 @@ def run(url):
             endpoints=[client.V1Endpoint(addresses=["10.244.7.6"])],
         ),
     )
-    slices = discovery.list_namespaced_endpoint_slice(ns, label_selector=f"kubernetes.io/service-name={svc}")
+    # The Service has a selector, so the EndpointSlice controller keeps slices of its own for it;
+    # the managed-by label tells this client's slice from those.
+    slices = discovery.list_namespaced_endpoint_slice(
+        ns, label_selector=f"kubernetes.io/service-name={svc},endpointslice.kubernetes.io/managed-by=py"
+    )
     check(isinstance(slices, client.V1EndpointSliceList), f"list returned {type(slices)}")
     check_eq(names(slices.items), [slice_name], "endpoint slices of the service")
     es = slices.items[0]
@@ -623,7 +627,7 @@ def run(url):
     check_eq(es.endpoints[0].target_ref.name, pod_name, "endpoint targetRef.name")
     check_eq([(p.name, p.port, p.protocol) for p in es.ports], [("http", 8080, "TCP")], "slice ports")
     everywhere = discovery.list_endpoint_slice_for_all_namespaces(
-        label_selector=f"kubernetes.io/service-name={svc}"
+        label_selector=f"kubernetes.io/service-name={svc},endpointslice.kubernetes.io/managed-by=py"
     )
     check_eq(names(everywhere.items), [slice_name], "endpoint slices of the service in all namespaces")
 
@@ -670,7 +674,10 @@ def run(url):
     selector = client.V1LabelSelector(match_labels={"app": app})
     template = client.V1PodTemplateSpec(
         metadata=client.V1ObjectMeta(labels={"app": app}),
+        # The scheduler binds these pods to this run's Ready node, and no node agent confirms
+        # their termination: a zero grace period lets the namespace deletion below finish at once.
         spec=client.V1PodSpec(
+            termination_grace_period_seconds=0,
             containers=[
                 client.V1Container(
                     name="web", image="nginx:1.27", ports=[client.V1ContainerPort(container_port=8080)]

@@ -73,6 +73,9 @@ pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
         if r.has_status {
             list.push(json!({"name": format!("{}/status", r.plural), "singularName": "", "namespaced": r.namespaced, "kind": r.kind, "verbs": STATUS_VERBS}));
         }
+        if crate::scale::has_scale(r) {
+            list.push(json!({"name": format!("{}/scale", r.plural), "singularName": "", "namespaced": r.namespaced, "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": STATUS_VERBS}));
+        }
     }
     if list.is_empty() {
         return None;
@@ -100,8 +103,16 @@ fn aggregated_resource(r: &ResourceInfo) -> Value {
     if !r.categories.is_empty() {
         entry["categories"] = json!(r.categories);
     }
+    let mut subresources = Vec::new();
     if r.has_status {
-        entry["subresources"] = json!([{"subresource": "status", "responseKind": kind, "verbs": STATUS_VERBS}]);
+        subresources.push(json!({"subresource": "status", "responseKind": kind, "verbs": STATUS_VERBS}));
+    }
+    if crate::scale::has_scale(r) {
+        let scale = json!({"group": "autoscaling", "version": "v1", "kind": "Scale"});
+        subresources.push(json!({"subresource": "scale", "responseKind": scale, "verbs": STATUS_VERBS}));
+    }
+    if !subresources.is_empty() {
+        entry["subresources"] = json!(subresources);
     }
     entry
 }

@@ -15,6 +15,7 @@ pub mod pods;
 pub mod registry;
 pub mod repair;
 pub mod routes;
+pub mod scale;
 pub mod server;
 pub mod services;
 pub mod status;

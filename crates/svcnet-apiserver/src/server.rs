@@ -181,6 +181,19 @@ async fn dispatch(
             {
                 return binding(state, method, namespace, &name, headers, query, body).await;
             }
+            if subresource.as_deref() == Some("scale") && crate::scale::has_scale(resource) {
+                return scale(
+                    state,
+                    method,
+                    resource,
+                    namespace.as_deref(),
+                    &name,
+                    headers,
+                    query,
+                    body,
+                )
+                .await;
+            }
             if subresource
                 .as_deref()
                 .is_some_and(|s| s != "status" || !resource.has_status)
@@ -196,6 +209,49 @@ async fn dispatch(
             object(state, method, ctx, headers, query, body).await
         }
     }
+}
+
+/// GET, PUT and PATCH of `{deployments,replicasets,statefulsets}/{name}/scale`.
+#[allow(clippy::too_many_arguments)]
+async fn scale(
+    state: &AppState,
+    method: &Method,
+    resource: &'static ResourceInfo,
+    namespace: Option<&str>,
+    name: &str,
+    headers: &HeaderMap,
+    query: &Query,
+    body: Body,
+) -> ApiResult<Response> {
+    use crate::scale::ScaleChange;
+    let registry = &state.registry;
+    let change = match *method {
+        Method::GET => {
+            return Ok(h::json_response(
+                StatusCode::OK,
+                &crate::scale::get(registry, resource, namespace, name).await?,
+            ))
+        }
+        Method::PUT => ScaleChange::Replace(body::decode(&h::content_type(headers), &body::read(body).await?)?),
+        Method::PATCH => {
+            let content_type = h::content_type(headers);
+            let patch_type = PatchType::from_content_type(&content_type)
+                .ok_or_else(|| ApiError::unsupported_patch(&content_type))?;
+            let bytes = body::read(body).await?;
+            let patch = match patch_type {
+                PatchType::Apply => body::parse_yaml(&bytes)?,
+                _ => body::parse_json(&bytes)?,
+            };
+            ScaleChange::Patch(patch_type, patch)
+        }
+        _ => {
+            return Err(ApiError::method_not_allowed(format!(
+                "the server does not allow this method on the requested resource ({method})"
+            )))
+        }
+    };
+    let scale = crate::scale::write(registry, resource, namespace, name, change, write_options(query)?).await?;
+    Ok(h::json_response(StatusCode::OK, &scale))
 }
 
 /// POST `pods/{name}/binding`: the scheduler's way of setting `spec.nodeName`.

@@ -107,10 +107,16 @@ impl ApiError {
                 summary.push(text);
             }
         }
-        let message = if summary.len() == 1 {
-            format!("{} \"{}\" is invalid: {}", resource.kind, name, summary[0])
+        // Upstream names the kind with its group: `Deployment.apps "web" is invalid`.
+        let kind = if resource.group.is_empty() {
+            resource.kind.to_string()
         } else {
-            format!("{} \"{}\" is invalid: [{}]", resource.kind, name, summary.join(", "))
+            format!("{}.{}", resource.kind, resource.group)
+        };
+        let message = if summary.len() == 1 {
+            format!("{kind} \"{name}\" is invalid: {}", summary[0])
+        } else {
+            format!("{kind} \"{name}\" is invalid: [{}]", summary.join(", "))
         };
         let mut d = json!({"name": name, "kind": resource.kind});
         if !resource.group.is_empty() {

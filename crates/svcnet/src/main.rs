@@ -18,6 +18,15 @@ enum Command {
     Server(ServerArgs),
     /// Run the controllers against any Kubernetes API server.
     Controllers(ControllersArgs),
+    /// Whole-system benchmarks against peers (not tests: run them by hand).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Create, list and watch Services over HTTP, side by side with the same creates on etcd.
+    Api(svcnet_bench::ApiBenchOptions),
 }
 
 #[derive(clap::Args)]
@@ -96,6 +105,11 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Server(args) => runtime.block_on(server(args)),
+        Command::Bench(BenchCommand::Api(options)) => runtime.block_on(async move {
+            let report = svcnet_bench::run_api_bench(options).await?;
+            println!("{report}");
+            Ok(())
+        }),
         Command::Controllers(args) => runtime.block_on(async move {
             let client = svcnet_controllers::client_for(&args.server)?;
             svcnet_controllers::run_all(client, args.controllers.config()).await
