@@ -11,6 +11,7 @@ pub mod endpointslice;
 pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod replicaset;
+pub mod runtime;
 pub mod scheduler;
 pub mod statefulset;
 

@@ -4,93 +4,41 @@
 //!
 //! Address plan: nodes node-0 (zone-a) and node-1 (zone-b); pods 10.244.<i / 200>.<i % 200 + 2>.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::net::SocketAddr;
-use std::time::Duration;
 
 use futures::future::join_all;
-use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{json, Value};
 use svcnet_controllers::{endpoints, endpointslice, ControllerConfig};
-use tokio::task::JoinHandle;
-use tokio::time::Instant;
 
-/// How long any expected state may take to appear (generous for slow CI machines; a passing
-/// run takes milliseconds per step).
-const DEADLINE: Duration = Duration::from_secs(60);
-const NS: &str = "default";
+use common::{eventually, Cluster};
 
-/// The API server and both controllers, stopped when dropped.
-struct Cluster {
-    client: kube::Client,
-    tasks: Vec<JoinHandle<()>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        self.tasks.iter().for_each(JoinHandle::abort);
+/// The API server and both controllers, on nodes node-0 (zone-a) and node-1 (zone-b).
+async fn start() -> Cluster {
+    let mut cluster = Cluster::serve().await;
+    let config = ControllerConfig::default();
+    cluster.spawn(
+        "EndpointSlice controller",
+        endpointslice::run(cluster.client.clone(), config.clone()),
+    );
+    cluster.spawn("Endpoints controller", endpoints::run(cluster.client.clone(), config));
+    for (node, zone) in [("node-0", "zone-a"), ("node-1", "zone-b")] {
+        cluster
+            .create_node(node, |n| {
+                n["metadata"]["labels"]["topology.kubernetes.io/zone"] = json!(zone);
+            })
+            .await;
     }
+    cluster
 }
 
 impl Cluster {
-    async fn start() -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let listener = svcnet_apiserver::Listener::bind("127.0.0.1:0".parse::<SocketAddr>().unwrap())
-            .await
-            .unwrap();
-        let address = listener.local_addr().unwrap();
-        let config = svcnet_apiserver::Config {
-            data_dir: dir.path().to_path_buf(),
-            listen: address,
-            service_network: Default::default(),
-        };
-        let mut tasks = vec![tokio::spawn(async move {
-            svcnet_apiserver::serve(config, listener).await.expect("API server");
-        })];
-        let client = svcnet_controllers::client_for(&format!("http://{address}")).unwrap();
-        let config = ControllerConfig::default();
-        let (c, k) = (client.clone(), config.clone());
-        tasks.push(tokio::spawn(async move {
-            endpointslice::run(c, k).await.expect("EndpointSlice controller");
-        }));
-        let c = client.clone();
-        tasks.push(tokio::spawn(async move {
-            endpoints::run(c, config).await.expect("Endpoints controller");
-        }));
-        let cluster = Cluster {
-            client,
-            tasks,
-            _dir: dir,
-        };
-        cluster.node("node-0", "zone-a").await;
-        cluster.node("node-1", "zone-b").await;
-        cluster
-    }
-
-    fn api<K>(&self) -> Api<K>
-    where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-    {
-        Api::namespaced(self.client.clone(), NS)
-    }
-
-    async fn node(&self, name: &str, zone: &str) {
-        let node: Node = serde_json::from_value(json!({"metadata": {"name": name,
-            "labels": {"topology.kubernetes.io/zone": zone}}}))
-        .unwrap();
-        Api::<Node>::all(self.client.clone())
-            .create(&PostParams::default(), &node)
-            .await
-            .unwrap();
-    }
-
     async fn service(&self, value: Value) -> Service {
-        let service: Service = serde_json::from_value(value).unwrap();
-        self.api().create(&PostParams::default(), &service).await.unwrap()
+        self.create(value).await
     }
 
     /// Creates a pod on node-<i % 2> serving `http` on `port`, then posts it Running and ready.
@@ -123,19 +71,6 @@ impl Cluster {
         self.status(name, json!({"conditions": conditions})).await;
     }
 
-    async fn patch<K>(&self, name: &str, patch: Value)
-    where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + serde::de::DeserializeOwned
-            + std::fmt::Debug,
-    {
-        self.api::<K>()
-            .patch(name, &PatchParams::default(), &Patch::Merge(patch))
-            .await
-            .unwrap();
-    }
-
     /// The managed slices of a Service.
     async fn slices(&self, service: &str) -> Vec<EndpointSlice> {
         let selector = format!(
@@ -150,22 +85,6 @@ impl Cluster {
 
     async fn endpoints(&self, service: &str) -> Option<Endpoints> {
         self.api::<Endpoints>().get_opt(service).await.unwrap()
-    }
-}
-
-/// Polls `probe` until it yields a value or the deadline passes.
-async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -217,7 +136,7 @@ fn strings(items: &[&str]) -> Vec<String> {
 
 #[tokio::test]
 async fn slices_and_endpoints_follow_pods() {
-    let cluster = Cluster::start().await;
+    let cluster = start().await;
     let web = cluster.service(web_service("web", |_| {})).await;
     let app = json!({"app": "web"});
     cluster.pod("web-0", 0, app.clone(), 8080, |_| {}).await;
@@ -343,7 +262,7 @@ async fn slices_and_endpoints_follow_pods() {
 
 #[tokio::test]
 async fn publish_not_ready_addresses_and_headless_hostnames() {
-    let cluster = Cluster::start().await;
+    let cluster = start().await;
     cluster
         .service(json!({
             "metadata": {"name": "db"},
@@ -387,7 +306,7 @@ async fn publish_not_ready_addresses_and_headless_hostnames() {
 
 #[tokio::test]
 async fn two_hundred_fifty_pods_fill_three_slices() {
-    let cluster = Cluster::start().await;
+    let cluster = start().await;
     cluster.service(web_service("web", |_| {})).await;
     let app = json!({"app": "web"});
     for chunk in (0..250).collect::<Vec<_>>().chunks(25) {
@@ -433,7 +352,7 @@ async fn two_hundred_fifty_pods_fill_three_slices() {
 
 #[tokio::test]
 async fn foreign_slices_and_selectorless_services_are_left_alone() {
-    let cluster = Cluster::start().await;
+    let cluster = start().await;
     cluster
         .service(json!({"metadata": {"name": "ext"}, "spec": {"ports": [{"port": 80}]}}))
         .await;

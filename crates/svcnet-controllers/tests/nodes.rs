@@ -3,9 +3,9 @@
 //! (Ready=Unknown, unreachable taints, pods not ready, NoExecute eviction), graceful pod
 //! deletion, and pod CIDRs. The tests play the kubelet: they renew leases and post statuses.
 
+mod common;
+
 use std::collections::{BTreeMap, HashSet};
-use std::fmt::Debug;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,85 +13,26 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Binding, Node, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::Resource;
-use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use svcnet_controllers::{nodeipam, nodelifecycle, scheduler, ControllerConfig};
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-/// How long any expected state may take to appear (generous: CI machines are slow).
-const DEADLINE: Duration = Duration::from_secs(60);
+use common::{now_text, ready_condition, wait_for, Cluster, DEADLINE};
 
-/// The API server and the three controllers, stopped when dropped.
-struct Cluster {
-    client: kube::Client,
-    tasks: Vec<JoinHandle<()>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-    }
+/// The API server with the scheduler, node lifecycle and node IPAM.
+async fn start(config: ControllerConfig) -> Cluster {
+    let mut cluster = Cluster::serve().await;
+    cluster.start_controllers(config);
+    cluster
 }
 
 impl Cluster {
-    /// Starts the API server only.
-    async fn api() -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let listener = svcnet_apiserver::Listener::bind("127.0.0.1:0".parse::<SocketAddr>().unwrap())
-            .await
-            .unwrap();
-        let address = listener.local_addr().unwrap();
-        let config = svcnet_apiserver::Config {
-            data_dir: dir.path().to_path_buf(),
-            listen: address,
-            service_network: Default::default(),
-        };
-        let server = tokio::spawn(async move {
-            if let Err(err) = svcnet_apiserver::serve(config, listener).await {
-                panic!("API server failed: {err}");
-            }
-        });
-        let client = svcnet_controllers::client_for(&format!("http://{address}")).unwrap();
-        Cluster {
-            client,
-            tasks: vec![server],
-            _dir: dir,
-        }
-    }
-
     /// Starts the scheduler, node lifecycle and node IPAM.
     fn start_controllers(&mut self, config: ControllerConfig) {
-        let run = |name: &'static str, task: futures::future::BoxFuture<'static, anyhow::Result<()>>| {
-            tokio::spawn(async move {
-                if let Err(err) = task.await {
-                    panic!("{name} failed: {err:#}");
-                }
-            })
-        };
-        let c = &self.client;
-        self.tasks
-            .push(run("scheduler", Box::pin(scheduler::run(c.clone(), config.clone()))));
-        self.tasks.push(run(
-            "node lifecycle",
-            Box::pin(nodelifecycle::run(c.clone(), config.clone())),
-        ));
-        self.tasks
-            .push(run("node IPAM", Box::pin(nodeipam::run(c.clone(), config))));
-    }
-
-    async fn start(config: ControllerConfig) -> Cluster {
-        let mut cluster = Cluster::api().await;
-        cluster.start_controllers(config);
-        cluster
-    }
-
-    fn nodes(&self) -> Api<Node> {
-        Api::all(self.client.clone())
+        let c = self.client.clone();
+        self.spawn("scheduler", scheduler::run(c.clone(), config.clone()));
+        self.spawn("node lifecycle", nodelifecycle::run(c.clone(), config.clone()));
+        self.spawn("node IPAM", nodeipam::run(c, config));
     }
 
     fn pods(&self) -> Api<Pod> {
@@ -100,19 +41,6 @@ impl Cluster {
 
     fn leases(&self) -> Api<Lease> {
         Api::namespaced(self.client.clone(), "kube-node-lease")
-    }
-
-    async fn create_node(&self, name: &str, tweak: impl FnOnce(&mut Value)) -> Node {
-        let mut node = json!({
-            "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
-            "spec": {},
-            "status": {"conditions": [ready_condition("True")]},
-        });
-        tweak(&mut node);
-        self.nodes()
-            .create(&PostParams::default(), &serde_json::from_value(node).unwrap())
-            .await
-            .unwrap()
     }
 
     async fn create_pod(&self, name: &str, tweak: impl FnOnce(&mut Value)) -> Pod {
@@ -172,15 +100,6 @@ impl Cluster {
     }
 }
 
-fn now_text() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
-fn ready_condition(status: &str) -> Value {
-    json!({"type": "Ready", "status": status, "reason": "KubeletReady", "message": "kubelet is posting ready status",
-           "lastHeartbeatTime": now_text(), "lastTransitionTime": now_text()})
-}
-
 async fn renew(leases: &Api<Lease>, node: &str) {
     let renewed = serde_json::to_value(MicroTime(jiff::Timestamp::now())).unwrap();
     let patch = json!({"spec": {"renewTime": renewed}});
@@ -196,24 +115,6 @@ async fn renew(leases: &Api<Lease>, node: &str) {
                 .await;
         }
         Err(err) => panic!("lease renewal failed: {err}"),
-    }
-}
-
-/// Polls `name` until `check` accepts it (None = the object does not exist); returns it.
-async fn wait_for<K>(api: &Api<K>, name: &str, what: &str, check: impl Fn(Option<&K>) -> bool) -> Option<K>
-where
-    K: Resource + Clone + DeserializeOwned + Debug,
-{
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let current = api.get_opt(name).await.unwrap();
-        if check(current.as_ref()) {
-            return current;
-        }
-        if Instant::now() > deadline {
-            panic!("{name}: timed out waiting until {what}; last seen: {current:#?}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -279,7 +180,7 @@ fn long_grace() -> ControllerConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduling_spreads_and_honours_selectors_taints_and_cordons() {
-    let cluster = Cluster::start(long_grace()).await;
+    let cluster = start(long_grace()).await;
     for name in ["n1", "n2", "n3"] {
         cluster.create_node(name, |_| {}).await;
     }
@@ -405,7 +306,7 @@ async fn scheduling_spreads_and_honours_selectors_taints_and_cordons() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lease_expiry_marks_node_unknown_taints_it_and_evicts() {
-    let mut cluster = Cluster::start(ControllerConfig {
+    let mut cluster = start(ControllerConfig {
         node_monitor_grace_period: Duration::from_secs(2),
         ..ControllerConfig::default()
     })
@@ -554,7 +455,7 @@ async fn lease_expiry_marks_node_unknown_taints_it_and_evicts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pods_on_nodes_are_deleted_gracefully() {
-    let cluster = Cluster::start(long_grace()).await;
+    let cluster = start(long_grace()).await;
     cluster.create_node("n1", |_| {}).await;
     let bound_with_grace = |seconds: i64| {
         move |p: &mut Value| {
@@ -618,7 +519,7 @@ async fn pods_on_nodes_are_deleted_gracefully() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_get_distinct_pod_cidrs() {
-    let mut cluster = Cluster::api().await;
+    let mut cluster = Cluster::serve().await;
     // A node that already holds a block before the controller starts.
     cluster
         .create_node("old", |n| {

@@ -4,16 +4,17 @@
 //! Ready through the status subresource after a short start-up delay, and confirms graceful
 //! deletions. Tests wait on conditions with a deadline, never on fixed sleeps.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::future::Future;
-use std::net::SocketAddr;
+use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
@@ -22,8 +23,8 @@ use svcnet_controllers::{deployment, replicaset, statefulset, ControllerConfig};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-const DEADLINE: Duration = Duration::from_secs(60);
-const NS: &str = "default";
+use common::{eventually, NS};
+
 const NODES: [&str; 2] = ["node-0", "node-1"];
 
 /// What the node agent does with new pods.
@@ -35,99 +36,37 @@ struct Agent {
     start_delay_ms: AtomicU64,
 }
 
+/// The API server, the three controllers and the node agent.
 struct Cluster {
-    client: kube::Client,
+    cluster: common::Cluster,
     agent: Arc<Agent>,
-    tasks: Vec<JoinHandle<()>>,
-    _dir: tempfile::TempDir,
 }
 
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        self.tasks.iter().for_each(JoinHandle::abort);
+impl Deref for Cluster {
+    type Target = common::Cluster;
+
+    fn deref(&self) -> &common::Cluster {
+        &self.cluster
     }
 }
 
 impl Cluster {
     async fn start() -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let listener = svcnet_apiserver::Listener::bind("127.0.0.1:0".parse::<SocketAddr>().unwrap())
-            .await
-            .unwrap();
-        let address = listener.local_addr().unwrap();
-        let config = svcnet_apiserver::Config {
-            data_dir: dir.path().to_path_buf(),
-            listen: address,
-            service_network: Default::default(),
-        };
-        let mut tasks = vec![tokio::spawn(async move {
-            svcnet_apiserver::serve(config, listener).await.expect("API server");
-        })];
-        let client = svcnet_controllers::client_for(&format!("http://{address}")).unwrap();
-        let (c, k) = (client.clone(), ControllerConfig::default());
-        tasks.push(tokio::spawn(async move {
-            deployment::run(c, k).await.expect("Deployment controller");
-        }));
-        let (c, k) = (client.clone(), ControllerConfig::default());
-        tasks.push(tokio::spawn(async move {
-            replicaset::run(c, k).await.expect("ReplicaSet controller");
-        }));
-        let (c, k) = (client.clone(), ControllerConfig::default());
-        tasks.push(tokio::spawn(async move {
-            statefulset::run(c, k).await.expect("StatefulSet controller");
-        }));
+        let mut cluster = common::Cluster::serve().await;
+        let client = cluster.client.clone();
+        let config = ControllerConfig::default();
+        cluster.spawn("Deployment controller", deployment::run(client.clone(), config.clone()));
+        cluster.spawn("ReplicaSet controller", replicaset::run(client.clone(), config.clone()));
+        cluster.spawn("StatefulSet controller", statefulset::run(client.clone(), config));
         for node in NODES {
-            let node: Node = serde_json::from_value(json!({"metadata": {"name": node}})).unwrap();
-            eventually("the API server", || {
-                let nodes = Api::<Node>::all(client.clone());
-                let node = node.clone();
-                async move { nodes.create(&PostParams::default(), &node).await.ok() }
-            })
-            .await;
+            cluster.create_node(node, |_| {}).await;
         }
         let agent = Arc::new(Agent {
             hold: AtomicBool::new(false),
             start_delay_ms: AtomicU64::new(30),
         });
-        tasks.push(tokio::spawn(node_agent(client.clone(), Arc::clone(&agent))));
-        Cluster {
-            client,
-            agent,
-            tasks,
-            _dir: dir,
-        }
-    }
-
-    fn api<K>(&self) -> Api<K>
-    where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-    {
-        Api::namespaced(self.client.clone(), NS)
-    }
-
-    async fn create<K>(&self, value: Value) -> K
-    where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + serde::de::DeserializeOwned
-            + serde::Serialize
-            + std::fmt::Debug,
-    {
-        let object: K = serde_json::from_value(value).unwrap();
-        self.api::<K>().create(&PostParams::default(), &object).await.unwrap()
-    }
-
-    async fn patch<K>(&self, name: &str, patch: Value) -> K
-    where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + serde::de::DeserializeOwned
-            + std::fmt::Debug,
-    {
-        self.api::<K>()
-            .patch(name, &PatchParams::default(), &Patch::Merge(patch))
-            .await
-            .unwrap()
+        cluster.tasks.push(tokio::spawn(node_agent(client, Arc::clone(&agent))));
+        Cluster { cluster, agent }
     }
 
     async fn pods(&self, selector: &str) -> Vec<Pod> {
@@ -167,22 +106,6 @@ impl Cluster {
             rollout_status(&d).is_ok().then_some(d)
         })
         .await
-    }
-}
-
-/// Polls `probe` until it yields a value or the deadline passes.
-async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

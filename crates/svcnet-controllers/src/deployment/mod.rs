@@ -25,9 +25,10 @@ use kube::api::{Api, PostParams};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher;
 
-use crate::replicaset::informer::{self, delete_if_uid, event_object, live_uid};
 use crate::replicaset::pods::{controlled_by, selector_matches};
-use crate::replicaset::queue::{ObjectKey, WorkQueue};
+use crate::runtime::informer::{self, delete_if_uid, event_object, live_uid};
+use crate::runtime::queue::WorkQueue;
+use crate::runtime::ObjectKey;
 use crate::ControllerConfig;
 
 /// Runs the Deployment controller against the API server behind `client`.

@@ -15,11 +15,11 @@ use kube::Client;
 use tokio::task::JoinSet;
 
 use crate::endpointslice::apply::services_selecting;
-use crate::endpointslice::cache::{self, Cache, Change};
-use crate::endpointslice::queue::WorkQueue;
 use crate::endpointslice::trigger::TriggerTimeTracker;
 use crate::endpointslice::util::{self, ObjectKey};
-use crate::endpointslice::written::Written;
+use crate::runtime::cache::{self, Cache, Change};
+use crate::runtime::queue::WorkQueue;
+use crate::runtime::written::Written;
 use crate::ControllerConfig;
 
 /// Services synced at once (upstream --concurrent-endpoint-syncs).
@@ -57,7 +57,7 @@ pub async fn run(client: kube::Client, config: ControllerConfig) -> anyhow::Resu
         services: Arc::default(),
         pods: Arc::default(),
         endpoints: Arc::default(),
-        queue: WorkQueue::new(),
+        queue: WorkQueue::with_max_delay(crate::endpointslice::apply::RETRY_MAX),
         triggers: TriggerTimeTracker::default(),
         written: Written::default(),
     });
@@ -186,10 +186,10 @@ impl Controller {
             let key = self.queue.next().await;
             match self.sync(&key).await {
                 Ok(()) => self.queue.forget(&key),
-                Err(Error::CacheBehindWrites) => self.queue.retry(key.clone()),
+                Err(Error::CacheBehindWrites) => self.queue.retry(&key),
                 Err(error) => {
                     tracing::warn!(service = %key, %error, "Endpoints sync failed; retrying");
-                    self.queue.retry(key.clone());
+                    self.queue.retry(&key);
                 }
             }
             self.queue.done(&key);

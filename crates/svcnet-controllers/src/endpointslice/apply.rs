@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -12,16 +13,18 @@ use kube::runtime::watcher;
 use kube::Client;
 use tokio::task::JoinSet;
 
-use super::cache::{self, Cache, Change};
 use super::desired::{desired, Inputs, SliceChanges};
-use super::queue::WorkQueue;
 use super::trigger::TriggerTimeTracker;
 use super::util::{self, ObjectKey, CONTROLLER_NAME, LABEL_MANAGED_BY, LABEL_SERVICE_NAME};
-use super::written::Written;
+use crate::runtime::cache::{self, Cache, Change};
+use crate::runtime::queue::WorkQueue;
+use crate::runtime::written::Written;
 use crate::ControllerConfig;
 
 /// Services synced at once (upstream --concurrent-service-endpoint-syncs).
 const WORKERS: usize = 5;
+/// Longest retry delay of a Service key, so it keeps converging once the API recovers.
+pub(crate) const RETRY_MAX: Duration = Duration::from_secs(300);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -58,7 +61,7 @@ pub async fn run(client: Client, config: ControllerConfig) -> anyhow::Result<()>
         pods: Arc::default(),
         nodes: Arc::default(),
         slices: Arc::default(),
-        queue: WorkQueue::new(),
+        queue: WorkQueue::with_max_delay(RETRY_MAX),
         triggers: TriggerTimeTracker::default(),
         written: Written::default(),
     });
@@ -208,11 +211,11 @@ impl Controller {
                 Ok(()) => self.queue.forget(&key),
                 Err(Error::CacheBehindWrites) => {
                     tracing::debug!(service = %key, "slice cache behind our writes; retrying");
-                    self.queue.retry(key.clone());
+                    self.queue.retry(&key);
                 }
                 Err(error) => {
                     tracing::warn!(service = %key, %error, "EndpointSlice sync failed; retrying");
-                    self.queue.retry(key.clone());
+                    self.queue.retry(&key);
                 }
             }
             self.queue.done(&key);

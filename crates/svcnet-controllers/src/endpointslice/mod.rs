@@ -7,13 +7,10 @@
 //! [`util`] holds the pod rules the Endpoints controller shares.
 
 pub mod apply;
-pub mod cache;
 pub mod desired;
 pub mod endpoint;
-pub mod queue;
 pub mod trigger;
 pub mod util;
-pub mod written;
 
 use crate::ControllerConfig;
 

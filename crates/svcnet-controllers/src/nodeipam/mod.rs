@@ -19,7 +19,8 @@ use serde_json::json;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::scheduler::informer::{api_code, Backoff, Informer};
+use crate::runtime::api_code;
+use crate::runtime::informer::{Backoff, Informer};
 use crate::ControllerConfig;
 use cidrs::{CidrSet, NodeCidrs};
 

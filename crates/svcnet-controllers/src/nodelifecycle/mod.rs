@@ -23,7 +23,8 @@ use kube::runtime::watcher;
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
-use crate::scheduler::informer::{api_code, Backoff, Informer};
+use crate::runtime::api_code;
+use crate::runtime::informer::{Backoff, Informer};
 use crate::scheduler::plan::{node_of, ready_status, taints};
 use crate::ControllerConfig;
 use pods::NodeState;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::queue::ObjectKey;
+use crate::runtime::ObjectKey;
 
 /// How long unobserved writes hold back a ReplicaSet (upstream: 5 minutes).
 pub const TIMEOUT: Duration = Duration::from_secs(60);

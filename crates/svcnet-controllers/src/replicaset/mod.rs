@@ -9,9 +9,7 @@
 //! StatefulSet controllers share with it: [`pods`] (pod rules), [`queue`] and [`informer`].
 
 pub mod expectations;
-pub mod informer;
 pub mod pods;
-pub mod queue;
 pub mod sync;
 
 #[cfg(test)]
@@ -29,11 +27,13 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher;
 
+use crate::runtime::api_code;
+use crate::runtime::informer::{self, delete_if_uid, event_object, live_uid};
+use crate::runtime::queue::WorkQueue;
+use crate::runtime::ObjectKey;
 use crate::ControllerConfig;
 use expectations::Expectations;
-use informer::{api_code, delete_if_uid, event_object, live_uid};
 use pods::{controlled_by, is_pod_active, is_terminating, selector_matches};
-use queue::{ObjectKey, WorkQueue};
 
 /// Runs the ReplicaSet controller against the API server behind `client`.
 pub async fn run(client: kube::Client, _config: ControllerConfig) -> anyhow::Result<()> {

@@ -5,7 +5,6 @@
 //!
 //! [`plan`] decides (pure); this module watches pods and nodes and writes the decisions.
 
-pub(crate) mod informer;
 pub mod plan;
 
 use std::collections::HashMap;
@@ -19,8 +18,9 @@ use serde_json::json;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::runtime::api_code;
+use crate::runtime::informer::{Backoff, Informer};
 use crate::ControllerConfig;
-use informer::{api_code, Backoff, Informer};
 
 /// A full pass runs at least this often even without changes.
 const RESYNC: Duration = Duration::from_secs(30);

@@ -22,9 +22,11 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher;
 
-use crate::replicaset::informer::{self, api_code, delete_if_uid, event_object, live_uid};
 use crate::replicaset::pods::{controlled_by, controller_ref, is_terminating, selector_matches};
-use crate::replicaset::queue::{ObjectKey, WorkQueue};
+use crate::runtime::api_code;
+use crate::runtime::informer::{self, delete_if_uid, event_object, live_uid};
+use crate::runtime::queue::WorkQueue;
+use crate::runtime::ObjectKey;
 use crate::ControllerConfig;
 
 /// Runs the StatefulSet controller against the API server behind `client`.

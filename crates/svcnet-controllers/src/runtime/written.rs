@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::util::ObjectKey;
+use super::ObjectKey;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Expect {

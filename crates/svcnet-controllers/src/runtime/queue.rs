@@ -1,80 +1,68 @@
-//! A work queue of object keys with client-go's guarantees, shared by the workload controllers:
-//! a key waits in the queue at most once, one worker at a time holds it, and a key added while
-//! it is being processed is processed again afterwards. Failed keys come back after a per-key
-//! exponential backoff (5 ms doubling up to 30 s), so a persistent error never hot-loops.
+//! A work queue of keys with client-go's workqueue guarantees, shared by the controllers: a key
+//! waits in the queue at most once, one worker at a time holds it, and a key added while it is
+//! being processed is processed again afterwards. Failed keys come back after a per-key
+//! exponential backoff (5 ms doubling up to a ceiling, 30 s by default), so a persistent error
+//! never hot-loops.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::fmt;
+use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::ObjectKey;
+
 /// First retry delay after a failure.
 const BASE_DELAY: Duration = Duration::from_millis(5);
-/// Longest retry delay.
-const MAX_DELAY: Duration = Duration::from_secs(30);
+/// Longest retry delay unless the queue is built with another.
+pub const MAX_DELAY: Duration = Duration::from_secs(30);
 
-/// A namespaced object's name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ObjectKey {
-    pub namespace: String,
-    pub name: String,
-}
-
-impl ObjectKey {
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        ObjectKey {
-            namespace: namespace.into(),
-            name: name.into(),
-        }
-    }
-
-    /// The key of an object from its metadata (cluster-scoped objects have an empty namespace).
-    pub fn of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Self {
-        ObjectKey::new(
-            meta.namespace.clone().unwrap_or_default(),
-            meta.name.clone().unwrap_or_default(),
-        )
-    }
-}
-
-impl fmt::Display for ObjectKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
-    }
-}
-
-#[derive(Default)]
-struct State {
-    ready: VecDeque<ObjectKey>,
+struct State<T> {
+    ready: VecDeque<T>,
     /// Keys waiting to be processed (in `ready`, or queued behind a worker holding them).
-    dirty: HashSet<ObjectKey>,
-    processing: HashSet<ObjectKey>,
-    failures: HashMap<ObjectKey, u32>,
+    dirty: HashSet<T>,
+    processing: HashSet<T>,
+    failures: HashMap<T, u32>,
     /// The earliest pending delayed add of each key.
-    delayed: HashMap<ObjectKey, Instant>,
+    delayed: HashMap<T, Instant>,
 }
 
-/// The queue; share it as `Arc<WorkQueue>`.
-#[derive(Default)]
-pub struct WorkQueue {
-    state: Mutex<State>,
+/// The queue; share it as `Arc<WorkQueue<T>>`.
+pub struct WorkQueue<T = ObjectKey> {
+    state: Mutex<State<T>>,
     notify: Notify,
+    /// Ceiling of the retry backoff.
+    max_delay: Duration,
 }
 
-impl WorkQueue {
+impl<T: Clone + Eq + Hash + Send + 'static> WorkQueue<T> {
     pub fn new() -> Arc<Self> {
-        Arc::new(WorkQueue::default())
+        Self::with_max_delay(MAX_DELAY)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+    /// A queue whose retry backoff grows up to `max_delay`.
+    pub fn with_max_delay(max_delay: Duration) -> Arc<Self> {
+        Arc::new(WorkQueue {
+            state: Mutex::new(State {
+                ready: VecDeque::new(),
+                dirty: HashSet::new(),
+                processing: HashSet::new(),
+                failures: HashMap::new(),
+                delayed: HashMap::new(),
+            }),
+            notify: Notify::new(),
+            max_delay,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State<T>> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Queues a key unless it is already waiting.
-    pub fn add(&self, key: ObjectKey) {
+    pub fn add(&self, key: T) {
         let mut state = self.lock();
         if !state.dirty.insert(key.clone()) {
             return;
@@ -87,7 +75,7 @@ impl WorkQueue {
     }
 
     /// Queues a key after `delay`; of several delayed adds of one key only the earliest runs.
-    pub fn add_after(self: &Arc<Self>, key: ObjectKey, delay: Duration) {
+    pub fn add_after(self: &Arc<Self>, key: T, delay: Duration) {
         if delay.is_zero() {
             self.add(key);
             return;
@@ -122,13 +110,17 @@ impl WorkQueue {
     }
 
     /// Waits for the next key; the caller owns it until [`WorkQueue::done`].
-    pub async fn next(&self) -> ObjectKey {
+    pub async fn next(&self) -> T {
         loop {
             {
                 let mut state = self.lock();
                 if let Some(key) = state.ready.pop_front() {
                     state.dirty.remove(&key);
                     state.processing.insert(key.clone());
+                    if !state.ready.is_empty() {
+                        // One stored permit may stand for several adds: pass it on.
+                        self.notify.notify_one();
+                    }
                     return key;
                 }
             }
@@ -137,7 +129,7 @@ impl WorkQueue {
     }
 
     /// Releases a key; if it was added meanwhile it is queued again.
-    pub fn done(&self, key: &ObjectKey) {
+    pub fn done(&self, key: &T) {
         let mut state = self.lock();
         state.processing.remove(key);
         if state.dirty.contains(key) {
@@ -147,21 +139,21 @@ impl WorkQueue {
         }
     }
 
-    /// Releases a key that failed and queues it again after its backoff.
-    pub fn retry(self: &Arc<Self>, key: &ObjectKey) {
+    /// Queues a key that failed again after its backoff, which grows with each consecutive
+    /// call; the worker still releases it with [`WorkQueue::done`].
+    pub fn retry(self: &Arc<Self>, key: &T) {
         let delay = {
             let mut state = self.lock();
             let failures = state.failures.entry(key.clone()).or_insert(0);
-            let delay = backoff(*failures);
+            let delay = backoff(*failures, self.max_delay);
             *failures = failures.saturating_add(1);
             delay
         };
-        self.done(key);
         self.add_after(key.clone(), delay);
     }
 
     /// Resets a key's backoff after a success.
-    pub fn forget(&self, key: &ObjectKey) {
+    pub fn forget(&self, key: &T) {
         self.lock().failures.remove(key);
     }
 
@@ -171,16 +163,21 @@ impl WorkQueue {
         state.ready.len() + state.processing.len()
     }
 
+    /// Keys waiting to be handed out.
+    pub fn waiting(&self) -> usize {
+        self.lock().ready.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }
 
-/// The delay before retry number `failures` (0-based).
-pub fn backoff(failures: u32) -> Duration {
+/// The delay before retry number `failures` (0-based), at most `max`.
+pub fn backoff(failures: u32, max: Duration) -> Duration {
     BASE_DELAY
         .checked_mul(1u32.checked_shl(failures.min(31)).unwrap_or(u32::MAX))
-        .map_or(MAX_DELAY, |d| d.min(MAX_DELAY))
+        .map_or(max, |d| d.min(max))
 }
 
 #[cfg(test)]
@@ -212,22 +209,26 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn failures_back_off_exponentially() {
-        assert_eq!(backoff(0), Duration::from_millis(5));
-        assert_eq!(backoff(3), Duration::from_millis(40));
-        assert_eq!(backoff(40), MAX_DELAY);
+        assert_eq!(backoff(0, MAX_DELAY), Duration::from_millis(5));
+        assert_eq!(backoff(3, MAX_DELAY), Duration::from_millis(40));
+        assert_eq!(backoff(40, MAX_DELAY), MAX_DELAY);
+        assert_eq!(backoff(100, Duration::from_secs(300)), Duration::from_secs(300));
         let queue = WorkQueue::new();
         queue.add(key("a"));
         let k = queue.next().await;
         queue.retry(&k);
+        queue.done(&k);
         let start = Instant::now();
         let k = queue.next().await;
         assert_eq!(start.elapsed(), Duration::from_millis(5));
         queue.retry(&k);
+        queue.done(&k);
         let start = Instant::now();
         let k = queue.next().await;
         assert_eq!(start.elapsed(), Duration::from_millis(10));
         queue.forget(&k);
         queue.retry(&k);
+        queue.done(&k);
         let start = Instant::now();
         queue.next().await;
         assert_eq!(start.elapsed(), Duration::from_millis(5));
@@ -245,5 +246,22 @@ mod tests {
         queue.done(&k);
         let later = tokio::time::timeout(Duration::from_secs(30), queue.next()).await;
         assert!(later.is_err(), "the later adds were dropped");
+    }
+
+    #[tokio::test]
+    async fn keys_wait_once_and_rerun_after_processing() {
+        let queue = WorkQueue::new();
+        queue.add("a");
+        queue.add("a");
+        queue.add("b");
+        assert_eq!(queue.waiting(), 2);
+        let first = queue.next().await;
+        assert_eq!(first, "a");
+        // Added while processing: not handed out again until done.
+        queue.add("a");
+        assert_eq!(queue.next().await, "b");
+        assert_eq!(queue.waiting(), 0);
+        queue.done(&"a");
+        assert_eq!(queue.next().await, "a");
     }
 }
