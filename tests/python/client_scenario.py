@@ -706,12 +706,21 @@ def run(url):
     check_eq(
         relabelled.metadata.generation, scaled.metadata.generation, "deployment generation after a metadata change"
     )
-    relabelled.spec.replicas = 4
-    replaced_deploy = apps.replace_namespaced_deployment(deploy_name, ns, body=relabelled)
+    # The Deployment controller writes status concurrently, so a replace is a read-modify-write
+    # retried on 409 Conflict, as any client of a live object does.
+    for attempt in range(20):
+        current = apps.read_namespaced_deployment(deploy_name, ns)
+        current.spec.replicas = 4
+        try:
+            replaced_deploy = apps.replace_namespaced_deployment(deploy_name, ns, body=current)
+            break
+        except ApiException as err:
+            if err.status != 409 or attempt == 19:
+                raise
     check_eq(replaced_deploy.spec.replicas, 4, "deployment replicas after replace")
     check_eq(
         replaced_deploy.metadata.generation,
-        (relabelled.metadata.generation or 0) + 1,
+        (current.metadata.generation or 0) + 1,
         "deployment generation after a spec change by PUT",
     )
     check_eq(
