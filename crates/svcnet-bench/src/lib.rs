@@ -29,12 +29,12 @@ pub use summary::{percentile, Summary};
 /// that they do not share the CPUs. Ctrl-C stops the run and cleans up.
 pub async fn run_api_bench(opts: ApiBenchOptions) -> anyhow::Result<ApiBenchReport> {
     tokio::select! {
-        report = run(opts) => report,
+        report = run_api(opts) => report,
         _ = tokio::signal::ctrl_c() => bail!("interrupted"),
     }
 }
 
-async fn run(opts: ApiBenchOptions) -> anyhow::Result<ApiBenchReport> {
+async fn run_api(opts: ApiBenchOptions) -> anyhow::Result<ApiBenchReport> {
     std::fs::create_dir_all(&opts.work_dir).with_context(|| format!("creating {}", opts.work_dir.display()))?;
     // Dropped last: both servers are gone before their data dirs are removed.
     let work = tempfile::Builder::new()

@@ -24,6 +24,10 @@ pub struct ApiBenchOptions {
     /// The svcnet binary to run as `server` (default: this executable).
     #[arg(long)]
     pub svcnet_binary: Option<PathBuf>,
+    /// Run the server with its in-process controllers (EndpointSlices for every Service and so
+    /// on); by default the API server runs alone, as kube-apiserver does next to etcd.
+    #[arg(long)]
+    pub with_controllers: bool,
     /// The etcd binary to compare with (Debian package etcd-server).
     #[arg(long, default_value = "etcd")]
     pub etcd_binary: PathBuf,
@@ -47,6 +51,7 @@ impl Default for ApiBenchOptions {
             lists: 20,
             table_lists: 5,
             svcnet_binary: None,
+            with_controllers: false,
             etcd_binary: PathBuf::from("etcd"),
             no_etcd: false,
             work_dir: PathBuf::from("/var/tmp"),
@@ -87,6 +92,9 @@ impl ApiBenchOptions {
             self.work_dir.display().to_string(),
             defaults.work_dir.display().to_string(),
         );
+        if self.with_controllers {
+            line.push_str(" --with-controllers");
+        }
         if self.no_etcd {
             line.push_str(" --no-etcd");
         }

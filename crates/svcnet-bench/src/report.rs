@@ -281,6 +281,17 @@ impl fmt::Display for ApiBenchReport {
                 )
             };
             row("watch events delivered".into(), delivered(s), etcd(&|t| delivered(t)))?;
+            let early = |t: &TargetReport| {
+                format!(
+                    "{:.0} %",
+                    100.0 * t.watch.before_ack as f64 / t.watch.delivered.max(1) as f64
+                )
+            };
+            row(
+                "events delivered before the create was answered".into(),
+                early(s),
+                etcd(&|t| early(t)),
+            )?;
             row(
                 "watch drain after the last create".into(),
                 Millis(s.watch.drain_after_creates).to_string(),

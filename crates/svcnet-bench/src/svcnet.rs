@@ -36,7 +36,11 @@ pub(crate) async fn run(opts: &ApiBenchOptions, work: &Path, bodies: Arc<[Bytes]
         .arg(&data_dir)
         .arg("--listen")
         .arg(&address)
-        .env("SVCNET_LOG", "info");
+        .env("SVCNET_LOG", "info")
+        .env(
+            "SVCNET_NO_CONTROLLERS",
+            if opts.with_controllers { "false" } else { "true" },
+        );
     let mut server = Spawned::start("svcnet server", command, &work.join("svcnet.log"))?;
     let base = format!("http://{address}");
     let services = format!("{base}/api/v1/namespaces/default/services");
