@@ -134,7 +134,7 @@ impl ApiBenchReport {
         });
         goals.push(Goal {
             what: "list p99",
-            target: format!("< {} for {} objects", Millis(LIST_P99_LIMIT), s.list.items),
+            target: format!("< {} for {} objects", Millis(LIST_P99_LIMIT), thousands(s.list.items)),
             measured: Millis(s.list.latency.p99).to_string(),
             met: s.list.latency.p99 < LIST_P99_LIMIT,
         });
@@ -148,8 +148,16 @@ impl ApiBenchReport {
         }
         goals.push(Goal {
             what: "every create succeeded and reached every watcher",
-            target: format!("{} creates, {} events", self.services, s.watch.expected),
-            measured: format!("{} creates, {} events", s.creates.ok, s.watch.delivered),
+            target: format!(
+                "{} creates, {} events",
+                thousands(self.services),
+                thousands(s.watch.expected)
+            ),
+            measured: format!(
+                "{} creates, {} events",
+                thousands(s.creates.ok),
+                thousands(s.watch.delivered)
+            ),
             met: s.creates.errors == 0 && s.creates.ok == self.services && s.watch.delivered == s.watch.expected,
         });
         goals
