@@ -67,6 +67,18 @@ fn str_at<'a>(v: Option<&'a Value>, key: &str) -> &'a str {
     get(v, key).and_then(Value::as_str).unwrap_or("")
 }
 
+/// Status counts that may not exceed `status.replicas` (shared by every workload's status rules).
+fn counts_within_replicas(s: Option<&Value>, path: &FieldPath, fields: &[&str]) -> Vec<FieldError> {
+    let replicas = int_at(s, "replicas");
+    fields
+        .iter()
+        .filter_map(|field| {
+            let value = int_at(s, field);
+            (value > replicas).then(|| FieldError::invalid(path.child(field), value, STATUS_REPLICAS_MSG))
+        })
+        .collect()
+}
+
 fn int_at(v: Option<&Value>, key: &str) -> i64 {
     get(v, key).and_then(Value::as_i64).unwrap_or(0)
 }
@@ -504,13 +516,11 @@ pub fn validate_deployment_status_update(new: &Value, old: &Value) -> Vec<FieldE
     if let Some(count) = opt_int(s, "collisionCount") {
         errs.extend(validate_nonnegative(count, &path.child("collisionCount")));
     }
-    let replicas = int_at(s, "replicas");
-    for field in ["updatedReplicas", "readyReplicas", "availableReplicas"] {
-        let value = int_at(s, field);
-        if value > replicas {
-            errs.push(FieldError::invalid(path.child(field), value, STATUS_REPLICAS_MSG));
-        }
-    }
+    errs.extend(counts_within_replicas(
+        s,
+        &path,
+        &["updatedReplicas", "readyReplicas", "availableReplicas"],
+    ));
     let available = int_at(s, "availableReplicas");
     if available > int_at(s, "readyReplicas") {
         errs.push(FieldError::invalid(
@@ -588,13 +598,11 @@ pub fn validate_replica_set_status(replica_set: &Value) -> Vec<FieldError> {
     ] {
         errs.extend(validate_nonnegative(int_at(s, field), &path.child(field)));
     }
-    let replicas = int_at(s, "replicas");
-    for field in ["fullyLabeledReplicas", "readyReplicas", "availableReplicas"] {
-        let value = int_at(s, field);
-        if value > replicas {
-            errs.push(FieldError::invalid(path.child(field), value, STATUS_REPLICAS_MSG));
-        }
-    }
+    errs.extend(counts_within_replicas(
+        s,
+        &path,
+        &["fullyLabeledReplicas", "readyReplicas", "availableReplicas"],
+    ));
     let available = int_at(s, "availableReplicas");
     if available > int_at(s, "readyReplicas") {
         errs.push(FieldError::invalid(
@@ -827,18 +835,16 @@ pub fn validate_stateful_set_status_update(new: &Value, old: &Value) -> Vec<Fiel
             errs.extend(validate_nonnegative(value, &path.child(field)));
         }
     }
-    let replicas = int_at(s, "replicas");
-    for field in [
-        "readyReplicas",
-        "currentReplicas",
-        "updatedReplicas",
-        "availableReplicas",
-    ] {
-        let value = int_at(s, field);
-        if value > replicas {
-            errs.push(FieldError::invalid(path.child(field), value, STATUS_REPLICAS_MSG));
-        }
-    }
+    errs.extend(counts_within_replicas(
+        s,
+        &path,
+        &[
+            "readyReplicas",
+            "currentReplicas",
+            "updatedReplicas",
+            "availableReplicas",
+        ],
+    ));
     let available = int_at(s, "availableReplicas");
     if available > int_at(s, "readyReplicas") {
         errs.push(FieldError::invalid(
