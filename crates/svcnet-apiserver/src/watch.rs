@@ -127,8 +127,16 @@ fn initial_events_end(resource: &ResourceInfo, revision: u64) -> Value {
 }
 
 /// The event line of an unfiltered JSON watch, built from the stored bytes without decoding
-/// them: with many watchers, decoding each event once per watcher dominated the server's work.
+/// them, once per change and shared by every watcher (an empty line marks bytes that could not
+/// be spliced, which then take the decoding path).
 fn raw_line(event: &svcnet_store::Event) -> Option<Bytes> {
+    let line = event
+        .rendered
+        .get_or_init(|| encode_raw_line(event).map(Bytes::from).unwrap_or_default());
+    (!line.is_empty()).then(|| line.clone())
+}
+
+fn encode_raw_line(event: &svcnet_store::Event) -> Option<Vec<u8>> {
     let kind = match event.kind {
         EventType::Delete => "DELETED",
         EventType::Put if event.created => "ADDED",
@@ -141,7 +149,7 @@ fn raw_line(event: &svcnet_store::Event) -> Option<Bytes> {
     line.extend_from_slice(b"\",\"object\":");
     line.extend_from_slice(&object);
     line.extend_from_slice(b"}\n");
-    Some(Bytes::from(line))
+    Some(line)
 }
 
 /// Bytes gathered into one chunk at most: events already waiting go out in one write instead

@@ -44,6 +44,10 @@ pub struct Event {
     /// need it to tell an object leaving their selection from one that never was in it); events
     /// replayed from the persisted log do not.
     pub prev_value: Option<Vec<u8>>,
+    /// The event as its consumer sends it on, rendered once by the first reader that needs it and
+    /// shared by all: every watcher of a change sends the same bytes, so they are built once per
+    /// change instead of once per watcher.
+    pub rendered: std::sync::OnceLock<bytes::Bytes>,
 }
 
 impl Event {

@@ -66,6 +66,7 @@ pub(crate) fn decode_event(revision: u64, bytes: &[u8]) -> Event {
         kind,
         created,
         prev_value: None,
+        rendered: Default::default(),
         kv: KeyValue {
             key,
             value,
@@ -97,6 +98,7 @@ mod tests {
     fn event_round_trip() {
         let event = Event {
             prev_value: None,
+            rendered: Default::default(),
             kind: EventType::Delete,
             created: false,
             kv: KeyValue {

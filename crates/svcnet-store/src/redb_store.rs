@@ -355,6 +355,7 @@ fn apply_one(kv: &mut KvTable, log: &mut LogTable, revision: u64, ops: &[Op]) ->
                     created: existing.is_none(),
                     kv,
                     prev_value: existing.map(|e| e.value),
+                    rendered: Default::default(),
                 }
             }
             Op::Delete { key, .. } => {
@@ -367,6 +368,7 @@ fn apply_one(kv: &mut KvTable, log: &mut LogTable, revision: u64, ops: &[Op]) ->
                     created: false,
                     kv: last,
                     prev_value,
+                    rendered: Default::default(),
                 }
             }
         };
