@@ -14,12 +14,13 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use serde_json::{json, Value};
-use svcnet_controllers::{deployment, replicaset, statefulset, ControllerConfig};
+use svcnet_controllers::{deployment, endpointslice, replicaset, statefulset, ControllerConfig};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -410,14 +411,75 @@ impl Monitor {
     }
 }
 
+/// Watches a Service's EndpointSlices and records, at every change, how many endpoints are ready.
+struct EndpointMonitor {
+    samples: Arc<Mutex<Vec<usize>>>,
+    store: Store<EndpointSlice>,
+    task: JoinHandle<()>,
+}
+
+impl EndpointMonitor {
+    fn start(client: &kube::Client, service: &str) -> EndpointMonitor {
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let (store, writer): (Store<EndpointSlice>, _) = reflector::store();
+        let config = watcher::Config::default().labels(&format!("kubernetes.io/service-name={service}"));
+        let stream = watcher(Api::<EndpointSlice>::namespaced(client.clone(), NS), config)
+            .default_backoff()
+            .reflect(writer);
+        let (recorded, reader) = (Arc::clone(&samples), store.clone());
+        let task = tokio::spawn(async move {
+            futures::pin_mut!(stream);
+            while let Some(event) = stream.next().await {
+                if matches!(event, Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_))) {
+                    recorded.lock().unwrap().push(ready_endpoints(&reader));
+                }
+            }
+        });
+        EndpointMonitor { samples, store, task }
+    }
+
+    fn ready_now(&self) -> usize {
+        ready_endpoints(&self.store)
+    }
+
+    fn stop(self) -> Vec<usize> {
+        self.task.abort();
+        self.samples.lock().unwrap().clone()
+    }
+}
+
+fn ready_endpoints(slices: &Store<EndpointSlice>) -> usize {
+    slices
+        .state()
+        .iter()
+        .flat_map(|slice| &slice.endpoints)
+        .filter(|e| e.conditions.as_ref().and_then(|c| c.ready) == Some(true))
+        .count()
+}
+
 #[tokio::test]
-async fn rolling_update_keeps_availability_and_undo_restores_the_old_revision() {
-    let cluster = Cluster::start().await;
+async fn rolling_update_keeps_availability_and_endpoints_and_undo_restores_the_old_revision() {
+    let mut cluster = Cluster::start().await;
     // 4 replicas, 25 % / 25 %: at least 3 ready, at most 5 pods, at every moment.
     cluster.create::<Deployment>(kubectl_deployment("web", 4, |_| {})).await;
     cluster.wait_ready_pods("app=web", 4).await;
     cluster.wait_rolled_out("web").await;
     let first_rs = cluster.replica_sets().await.remove(0).metadata.name.unwrap();
+
+    // The Service in front of the Deployment, and what its endpoints look like all along.
+    let client = cluster.client.clone();
+    cluster.cluster.spawn(
+        "EndpointSlice controller",
+        endpointslice::run(client, ControllerConfig::default()),
+    );
+    let service = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 80}]}});
+    cluster.create::<Service>(service).await;
+    let endpoints = EndpointMonitor::start(&cluster.client, "web");
+    eventually("4 ready endpoints before the rollout", || async {
+        (endpoints.ready_now() == 4).then_some(())
+    })
+    .await;
 
     cluster.agent.start_delay_ms.store(150, Ordering::Relaxed);
     let monitor = Monitor::start(&cluster.client, "app=web");
@@ -436,6 +498,14 @@ async fn rolling_update_keeps_availability_and_undo_restores_the_old_revision() 
         "availability dropped to {min_available}: {samples:?}"
     );
     assert!(max_pods <= 5 + 1, "surge too high: {samples:?}");
+    // The Service never lost its endpoints: ready endpoints stayed at the availability floor.
+    let ready_endpoints = endpoints.stop();
+    assert!(
+        ready_endpoints.len() > 4,
+        "the slices changed during the rollout: {ready_endpoints:?}"
+    );
+    let fewest = ready_endpoints.iter().min().unwrap();
+    assert!(*fewest >= 3, "ready endpoints dropped to {fewest}: {ready_endpoints:?}");
 
     let rss = cluster.replica_sets().await;
     assert_eq!(rss.len(), 2);
