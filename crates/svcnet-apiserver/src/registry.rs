@@ -424,6 +424,7 @@ impl Registry {
         for _ in 0..PATCH_RETRIES {
             let old = self.get(resource, namespace, name).await?;
             check_delete_preconditions(resource, name, &old, delete_options)?;
+            let propagation = propagation_finalizer(resource, delete_options)?;
             let revision: u64 = objects::resource_version(&old)
                 .and_then(|rv| rv.parse().ok())
                 .unwrap_or(0);
@@ -441,6 +442,11 @@ impl Registry {
                         true
                     }
                 }
+            } else if let Some(finalizer) = propagation.filter(|_| !objects::is_deleting(&old)) {
+                // The garbage collector orphans or deletes the dependents, then lifts it.
+                add_finalizer(&mut marked, finalizer);
+                mark_deleting(&mut marked);
+                true
             } else if !objects::finalizers(&old).is_empty() {
                 mark_deleting(&mut marked);
                 true
@@ -574,6 +580,42 @@ fn check_delete_preconditions(resource: &ResourceInfo, name: &str, object: &Valu
         }
     }
     Ok(())
+}
+
+/// The finalizer that a DELETE's propagation policy asks for: `orphan` for Orphan (or the legacy
+/// orphanDependents), `foregroundDeletion` for Foreground, none for Background. Pods and
+/// namespaces have their own deletion flow and own no workloads.
+fn propagation_finalizer(resource: &ResourceInfo, options: &Value) -> ApiResult<Option<&'static str>> {
+    let policy = options.get("propagationPolicy").and_then(Value::as_str);
+    let orphan_dependents = options.get("orphanDependents").and_then(Value::as_bool);
+    if policy.is_some() && orphan_dependents.is_some() {
+        return Err(ApiError::bad_request(
+            "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Invalid value: \"null\": orphanDependents and deletionPropagation cannot be both set",
+        ));
+    }
+    let finalizer = match (policy, orphan_dependents) {
+        (Some("Orphan"), _) | (None, Some(true)) => Some("orphan"),
+        (Some("Foreground"), _) => Some("foregroundDeletion"),
+        (Some("Background") | None, _) => None,
+        (Some(other), _) => {
+            return Err(ApiError::bad_request(format!(
+                "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"{other}\": supported values: \"Foreground\", \"Background\", \"Orphan\""
+            )))
+        }
+    };
+    Ok(finalizer.filter(|_| !matches!(resource.kind, "Pod" | "Namespace")))
+}
+
+fn add_finalizer(object: &mut Value, finalizer: &str) {
+    let meta = objects::metadata_mut(object);
+    let finalizers = meta.entry("finalizers").or_insert_with(|| json!([]));
+    if !finalizers.is_array() {
+        *finalizers = json!([]);
+    }
+    let list = finalizers.as_array_mut().expect("made an array above");
+    if !list.iter().any(|f| f == finalizer) {
+        list.push(Value::from(finalizer));
+    }
 }
 
 fn mark_deleting(object: &mut Value) {

@@ -467,11 +467,12 @@ async fn object(
         }
         Method::DELETE => {
             let bytes = body::read(body).await?;
-            let options = if bytes.iter().all(u8::is_ascii_whitespace) {
-                Value::Null
+            let mut options = if bytes.iter().all(u8::is_ascii_whitespace) {
+                json!({})
             } else {
                 body::parse_json(&bytes)?
             };
+            delete_options_from_query(&mut options, query);
             let dry_run = query.dry_run()
                 || options
                     .get("dryRun")
@@ -486,6 +487,27 @@ async fn object(
         _ => Err(ApiError::method_not_allowed(format!(
             "the server does not allow this method on the requested resource ({method})"
         ))),
+    }
+}
+
+/// DeleteOptions may also come as query parameters (`?propagationPolicy=Orphan`,
+/// `?gracePeriodSeconds=0`); the body wins where both name a field.
+fn delete_options_from_query(options: &mut Value, query: &Query) {
+    let Some(options) = options.as_object_mut() else {
+        return;
+    };
+    if let Some(policy) = query.get("propagationPolicy").filter(|p| !p.is_empty()) {
+        options
+            .entry("propagationPolicy")
+            .or_insert_with(|| Value::from(policy));
+    }
+    if let Some(grace) = query.get("gracePeriodSeconds").and_then(|g| g.parse::<i64>().ok()) {
+        options
+            .entry("gracePeriodSeconds")
+            .or_insert_with(|| Value::from(grace));
+    }
+    if let Some(orphan) = query.get("orphanDependents").and_then(|o| o.parse::<bool>().ok()) {
+        options.entry("orphanDependents").or_insert_with(|| Value::from(orphan));
     }
 }
 

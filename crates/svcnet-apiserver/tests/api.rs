@@ -512,6 +512,61 @@ async fn finalizers_hold_deletion() {
 }
 
 #[tokio::test]
+async fn propagation_policies_leave_the_collector_a_finalizer() {
+    let api = Api::new().await;
+    for name in ["orphaned", "foreground", "query", "bad"] {
+        let (status, _) = api
+            .post("/api/v1/namespaces/default/services", service(name, json!({})))
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let path = |name: &str| format!("/api/v1/namespaces/default/services/{name}");
+    let (_, marked) = api
+        .call(
+            "DELETE",
+            &path("orphaned"),
+            JSON,
+            json!({"propagationPolicy": "Orphan"}),
+        )
+        .await;
+    assert_eq!(marked["metadata"]["finalizers"], json!(["orphan"]));
+    assert!(marked["metadata"]["deletionTimestamp"].is_string());
+    let (_, marked) = api
+        .call(
+            "DELETE",
+            &path("foreground"),
+            JSON,
+            json!({"propagationPolicy": "Foreground"}),
+        )
+        .await;
+    assert_eq!(marked["metadata"]["finalizers"], json!(["foregroundDeletion"]));
+    let (_, marked) = api
+        .call(
+            "DELETE",
+            &format!("{}?propagationPolicy=Orphan", path("query")),
+            JSON,
+            json!({}),
+        )
+        .await;
+    assert_eq!(marked["metadata"]["finalizers"], json!(["orphan"]), "from the query");
+
+    let (status, body) = api
+        .call("DELETE", &path("bad"), JSON, json!({"propagationPolicy": "Sideways"}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("Unsupported value: \"Sideways\""),
+        "{body}"
+    );
+    let (status, kept) = api.get(&path("bad")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(kept["metadata"]["deletionTimestamp"].is_null(), "nothing half-applied");
+}
+
+#[tokio::test]
 async fn namespace_deletion_empties_it() {
     let api = Api::new().await;
     assert_eq!(

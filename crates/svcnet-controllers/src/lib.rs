@@ -8,6 +8,7 @@
 pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;
+pub mod garbagecollector;
 pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod replicaset;
@@ -51,7 +52,8 @@ pub async fn run_all(client: kube::Client, config: ControllerConfig) -> anyhow::
         replicaset::run(client.clone(), config.clone()),
         statefulset::run(client.clone(), config.clone()),
         nodelifecycle::run(client.clone(), config.clone()),
-        nodeipam::run(client, config),
+        nodeipam::run(client.clone(), config.clone()),
+        garbagecollector::run(client, config),
     )?;
     Ok(())
 }

@@ -20,7 +20,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use serde_json::{json, Value};
-use svcnet_controllers::{deployment, endpointslice, replicaset, statefulset, ControllerConfig};
+use svcnet_controllers::{deployment, endpointslice, garbagecollector, replicaset, statefulset, ControllerConfig};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -792,6 +792,100 @@ async fn deleting_an_owner_deletes_what_it_owns() {
         rss[0].metadata.owner_references.as_ref().unwrap()[0].uid,
         d.metadata.uid.unwrap()
     );
+}
+
+#[tokio::test]
+async fn orphan_deletion_keeps_dependents_and_foreground_deletes_them_first() {
+    let mut cluster = Cluster::start().await;
+    let client = cluster.client.clone();
+    cluster.cluster.spawn(
+        "garbage collector",
+        garbagecollector::run(client, ControllerConfig::default()),
+    );
+    let deployment_named = |name: &str| {
+        let mut d = kubectl_deployment(name, 2, |_| {});
+        d["metadata"]["labels"] = json!({"app": name});
+        d["spec"]["selector"]["matchLabels"] = json!({"app": name});
+        d["spec"]["template"]["metadata"]["labels"] = json!({"app": name});
+        d
+    };
+
+    // `kubectl delete deployment web --cascade=orphan`: the ReplicaSet and its pods stay, free.
+    cluster.create::<Deployment>(deployment_named("web")).await;
+    let pods = cluster.wait_ready_pods("app=web", 2).await;
+    cluster.wait_rolled_out("web").await;
+    cluster
+        .api::<Deployment>()
+        .delete("web", &DeleteParams::orphan())
+        .await
+        .unwrap();
+    eventually("the orphaned Deployment is gone", || async {
+        cluster
+            .api::<Deployment>()
+            .get_opt("web")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    let rss = cluster.replica_sets().await;
+    assert_eq!(rss.len(), 1, "the ReplicaSet stays");
+    assert!(
+        rss[0]
+            .metadata
+            .owner_references
+            .as_deref()
+            .unwrap_or_default()
+            .is_empty(),
+        "and has no owner: {:?}",
+        rss[0].metadata.owner_references
+    );
+    let kept: HashSet<_> = cluster
+        .wait_ready_pods("app=web", 2)
+        .await
+        .into_iter()
+        .map(|p| p.metadata.uid)
+        .collect();
+    assert_eq!(
+        kept,
+        pods.into_iter().map(|p| p.metadata.uid).collect(),
+        "the same pods run on"
+    );
+
+    // `--cascade=foreground`: the Deployment waits, marked, until its ReplicaSet and pods are gone.
+    cluster.create::<Deployment>(deployment_named("api")).await;
+    cluster.wait_ready_pods("app=api", 2).await;
+    let deleted = cluster
+        .api::<Deployment>()
+        .delete("api", &DeleteParams::foreground())
+        .await
+        .unwrap();
+    let marked = deleted.left().expect("the Deployment is kept while its dependents go");
+    assert!(marked.metadata.deletion_timestamp.is_some());
+    assert_eq!(
+        marked.metadata.finalizers.as_deref(),
+        Some(&["foregroundDeletion".to_string()][..])
+    );
+    eventually("the foreground-deleted Deployment is gone", || async {
+        cluster
+            .api::<Deployment>()
+            .get_opt("api")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert!(cluster.pods("app=api").await.is_empty(), "its pods went first");
+    let left: Vec<_> = cluster
+        .replica_sets()
+        .await
+        .into_iter()
+        .filter_map(|rs| rs.metadata.name)
+        .filter(|name| name.starts_with("api-"))
+        .collect();
+    assert!(left.is_empty(), "its ReplicaSet went first: {left:?}");
 }
 
 #[tokio::test]

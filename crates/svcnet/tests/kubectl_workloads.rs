@@ -244,9 +244,30 @@ fn kubectl_1_33_workloads() {
         "{err}"
     );
 
+    // `--cascade=orphan` deletes the StatefulSet and leaves its pods running, ownerless.
+    let pods_before = k.ok(&["get", "pods", "-l", "app=db", "-o", "jsonpath={.items[*].metadata.uid}"]);
+    assert_eq!(
+        k.ok(&["delete", "statefulset", "db", "--cascade=orphan"]),
+        "statefulset.apps \"db\" deleted\n"
+    );
+    wait_for("orphaned StatefulSet gone", || {
+        k.ok(&["get", "statefulsets", "-o", "name"]).trim().is_empty()
+    });
+    let owners = k.ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app=db",
+        "-o",
+        "jsonpath={.items[*].metadata.ownerReferences}",
+    ]);
+    assert_eq!(owners, "", "orphaned pods have no owner");
+    let pods_after = k.ok(&["get", "pods", "-l", "app=db", "-o", "jsonpath={.items[*].metadata.uid}"]);
+    assert_eq!(pods_after, pods_before, "the same pods run on");
+
     // Deleting the owners deletes what they own.
     k.ok(&["delete", "deployment", "web"]);
-    k.ok(&["delete", "statefulset", "db"]);
+    k.ok(&["delete", "pods", "-l", "app=db", "--wait=false"]);
     wait_for("owned objects gone", || {
         k.ok(&["get", "rs,pods", "-o", "name"]).trim().is_empty()
     });

@@ -177,6 +177,12 @@ impl<'a> Sync<'a> {
 
     /// Upstream `syncDeployment` after the claim.
     fn run(&mut self) {
+        if self.d.metadata.deletion_timestamp.is_some() {
+            // A Deployment waiting on its finalizers (orphan or foreground deletion) rolls
+            // nothing out; its status still follows its ReplicaSets.
+            self.sync_status_only();
+            return;
+        }
         self.check_paused_conditions();
         let paused = self.d.spec.as_ref().and_then(|s| s.paused).unwrap_or(false);
         if paused || self.is_scaling_event() {
@@ -411,6 +417,14 @@ impl<'a> Sync<'a> {
         }
         let status = self.calculate_status();
         self.d.status = Some(status);
+    }
+
+    /// Upstream `syncStatusOnly`.
+    fn sync_status_only(&mut self) {
+        self.get_all_and_sync_revision(false);
+        if !self.stopped {
+            self.d.status = Some(self.calculate_status());
+        }
     }
 
     /// Upstream `scale`.

@@ -1,8 +1,9 @@
 //! Watch-fed caches and the loops around them. The workload controllers use reflector-backed
 //! watches that hand each event to a handler after the cache has applied it, the worker loop
-//! around a [`WorkQueue`], and the deletes of owned objects whose owner is gone (svcnet has no
-//! garbage collector). The scheduler, node lifecycle and node IPAM use an [`Informer`] that wakes
-//! a control loop on every change, with a [`Backoff`] between failed passes.
+//! around a [`WorkQueue`], and the deletes of owned objects whose owner is gone (background
+//! deletion; orphan and foreground deletion are in `garbagecollector`). The scheduler, node
+//! lifecycle and node IPAM use an [`Informer`] that wakes a control loop on every change, with a
+//! [`Backoff`] between failed passes.
 
 use std::fmt::Debug;
 use std::future::Future;
