@@ -26,6 +26,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher;
 
 use crate::replicaset::pods::{controlled_by, selector_matches};
+use crate::runtime::events::{Recorder, NORMAL};
 use crate::runtime::informer::{self, delete_if_uid, event_object, live_uid};
 use crate::runtime::queue::WorkQueue;
 use crate::runtime::ObjectKey;
@@ -42,6 +43,7 @@ pub async fn run(client: kube::Client, _config: ControllerConfig) -> anyhow::Res
         replica_sets,
         pods,
         queue: WorkQueue::new(),
+        events: Recorder::new(client.clone(), "deployment-controller"),
     });
     let d_watch = informer::watch(Api::<Deployment>::all(client.clone()), d_writer, |event| {
         controller.on_deployment(event)
@@ -71,6 +73,7 @@ struct Controller {
     replica_sets: Store<ReplicaSet>,
     pods: Store<Pod>,
     queue: Arc<WorkQueue>,
+    events: Recorder,
 }
 
 fn in_namespace(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, namespace: &str) -> bool {
@@ -196,13 +199,19 @@ impl Controller {
             match action {
                 sync::Action::CreateReplicaSet(rs) => {
                     rs_api.create(&params, &rs).await.context("creating a ReplicaSet")?;
+                    self.record_scaling(&d, &rs, 0);
                 }
                 sync::Action::UpdateReplicaSet(rs) => {
                     let name = rs.metadata.name.clone().unwrap_or_default();
+                    let before = replica_sets
+                        .iter()
+                        .find(|cached| cached.metadata.name == rs.metadata.name)
+                        .map_or(0, |cached| util::spec_replicas(cached));
                     rs_api
                         .replace(&name, &params, &rs)
                         .await
                         .context("updating a ReplicaSet")?;
+                    self.record_scaling(&d, &rs, before);
                 }
                 sync::Action::DeleteReplicaSet { name, uid } => {
                     delete_if_uid(&rs_api, &name, &uid)
@@ -218,6 +227,18 @@ impl Controller {
             }
         }
         Ok(plan.requeue_after)
+    }
+
+    /// Upstream's ScalingReplicaSet event, for every write that changes a ReplicaSet's size.
+    fn record_scaling(&self, d: &Deployment, rs: &ReplicaSet, before: i32) {
+        let after = util::spec_replicas(rs);
+        if after == before {
+            return;
+        }
+        let direction = if after > before { "up" } else { "down" };
+        let name = rs.metadata.name.as_deref().unwrap_or_default();
+        let message = format!("Scaled {direction} replica set {name} from {before} to {after}");
+        self.events.publish(d, NORMAL, "ScalingReplicaSet", message);
     }
 
     /// Deletes ReplicaSets that name `key` as their Deployment but belong to one that is gone.

@@ -24,6 +24,7 @@ use serde_json::{json, Value};
 use tokio::sync::Notify;
 
 use crate::runtime::api_code;
+use crate::runtime::events::{Recorder, NORMAL};
 use crate::runtime::informer::{Backoff, Informer};
 use crate::scheduler::plan::{node_of, ready_status, taints};
 use crate::ControllerConfig;
@@ -108,6 +109,7 @@ struct Lifecycle {
     /// Nodes whose Ready condition was True in the previous pass (to mark pods not ready once
     /// when a node reports Ready=False; Unknown nodes are handled on every pass).
     was_ready: HashMap<String, bool>,
+    events: Recorder,
     /// Nodes pods are bound to that do not exist, since when.
     missing_since: HashMap<String, Timestamp>,
 }
@@ -125,6 +127,7 @@ impl Earliest {
 impl Lifecycle {
     fn new(client: kube::Client, config: ControllerConfig) -> Self {
         Lifecycle {
+            events: Recorder::new(client.clone(), "node-controller"),
             client,
             config,
             started: Timestamp::now(),
@@ -216,6 +219,8 @@ impl Lifecycle {
             if let Some(conditions) = health::stale_conditions(&node, now) {
                 tracing::info!(node = name, "node stopped posting status; Ready=Unknown");
                 node = self.patch_node_status(&node, json!({"conditions": conditions})).await?;
+                let message = format!("Node {name} status is now: NodeNotReady");
+                self.events.publish(&node, NORMAL, "NodeNotReady", message);
             }
         } else {
             next.add(stale);

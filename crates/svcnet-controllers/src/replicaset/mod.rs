@@ -28,6 +28,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher;
 
 use crate::runtime::api_code;
+use crate::runtime::events::{Recorder, NORMAL, WARNING};
 use crate::runtime::informer::{self, delete_if_uid, event_object, live_uid};
 use crate::runtime::queue::WorkQueue;
 use crate::runtime::ObjectKey;
@@ -45,6 +46,7 @@ pub async fn run(client: kube::Client, _config: ControllerConfig) -> anyhow::Res
         pods,
         queue: WorkQueue::new(),
         expectations: Expectations::default(),
+        events: Recorder::new(client.clone(), "replicaset-controller"),
     });
     let rs_watch = informer::watch(Api::<ReplicaSet>::all(client.clone()), rs_writer, |event| {
         controller.on_replica_set(event)
@@ -71,6 +73,7 @@ struct Controller {
     pods: Store<Pod>,
     queue: Arc<WorkQueue>,
     expectations: Expectations,
+    events: Recorder,
 }
 
 // === impl Controller: events ===
@@ -184,7 +187,7 @@ impl Controller {
         let plan = sync::plan(&rs, &pod_refs, &sibling_refs, manage, now);
 
         self.claim(&rs, &plan).await?;
-        let manage_error = self.manage(key, &plan).await;
+        let manage_error = self.manage(key, &rs, &plan).await;
         let status = sync::calculate_status(&rs, &plan.active, manage_error.as_ref(), now);
         if sync::status_changed(&rs, &status) {
             let mut updated = (*rs).clone();
@@ -263,7 +266,7 @@ impl Controller {
     }
 
     /// Creates (in slow-start batches: 1, 2, 4, ...) and deletes pods; returns what failed.
-    async fn manage(&self, key: &ObjectKey, plan: &sync::Plan<'_>) -> Option<sync::ManageError> {
+    async fn manage(&self, key: &ObjectKey, rs: &ReplicaSet, plan: &sync::Plan<'_>) -> Option<sync::ManageError> {
         let api = self.pod_api(&key.namespace);
         if let (Some(pod), true) = (&plan.pod, plan.create > 0) {
             let params = PostParams::default();
@@ -276,8 +279,17 @@ impl Controller {
                 let mut failure = None;
                 for result in results {
                     match result {
-                        Ok(pod) => created.push(pod.metadata.name.unwrap_or_default()),
-                        Err(err) => failure = Some(err),
+                        Ok(pod) => {
+                            let name = pod.metadata.name.unwrap_or_default();
+                            self.events
+                                .publish(rs, NORMAL, "SuccessfulCreate", format!("Created pod: {name}"));
+                            created.push(name);
+                        }
+                        Err(err) => {
+                            let message = format!("Error creating: {}", api_message(&err));
+                            self.events.publish(rs, WARNING, "FailedCreate", message);
+                            failure = Some(err);
+                        }
                     }
                 }
                 self.expectations.expect(key, created, Vec::new());
@@ -302,7 +314,14 @@ impl Controller {
                 let name = p.metadata.name.clone().unwrap_or_default();
                 let uid = p.metadata.uid.clone().unwrap_or_default();
                 let api = api.clone();
-                async move { delete_if_uid(&api, &name, &uid).await }
+                async move {
+                    let deleted = delete_if_uid(&api, &name, &uid).await;
+                    if deleted.is_ok() {
+                        self.events
+                            .publish(rs, NORMAL, "SuccessfulDelete", format!("Deleted pod: {name}"));
+                    }
+                    deleted
+                }
             }))
             .await;
             if let Some(Err(err)) = results.into_iter().find(Result::is_err) {

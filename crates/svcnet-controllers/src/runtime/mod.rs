@@ -3,6 +3,7 @@
 //! memory of the controller's own writes ([`written`]).
 
 pub mod cache;
+pub mod events;
 pub mod informer;
 pub mod queue;
 pub mod written;

@@ -12,6 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Binding, Node, ObjectReference, Pod};
+
+use crate::runtime::events::{Recorder, NORMAL, WARNING};
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
 use serde_json::json;
@@ -70,11 +72,13 @@ struct Scheduler {
     client: kube::Client,
     /// Pod uid -> (node, when bound).
     assumed: HashMap<String, (String, Instant)>,
+    events: Recorder,
 }
 
 impl Scheduler {
     fn new(client: kube::Client) -> Self {
         Scheduler {
+            events: Recorder::new(client.clone(), "default-scheduler"),
             client,
             assumed: HashMap::new(),
         }
@@ -144,6 +148,8 @@ impl Scheduler {
         match result {
             Ok(_) => {
                 tracing::info!(pod = %format!("{namespace}/{name}"), node, "bound");
+                let message = format!("Successfully assigned {namespace}/{name} to {node}");
+                self.events.publish(pod, NORMAL, "Scheduled", message);
                 self.assumed
                     .insert(uid(pod).to_string(), (node.to_string(), Instant::now()));
                 Ok(())
@@ -160,6 +166,8 @@ impl Scheduler {
         };
         let (namespace, name) = names(pod);
         tracing::info!(pod = %format!("{namespace}/{name}"), message, "unschedulable");
+        self.events
+            .publish(pod, WARNING, "FailedScheduling", message.to_string());
         let patch = json!({
             "metadata": {"resourceVersion": pod.metadata.resource_version},
             "status": {"conditions": conditions},

@@ -24,6 +24,7 @@ use kube::runtime::watcher;
 
 use crate::replicaset::pods::{controlled_by, controller_ref, is_terminating, selector_matches};
 use crate::runtime::api_code;
+use crate::runtime::events::{Recorder, NORMAL};
 use crate::runtime::informer::{self, delete_if_uid, event_object, live_uid};
 use crate::runtime::queue::WorkQueue;
 use crate::runtime::ObjectKey;
@@ -38,6 +39,7 @@ pub async fn run(client: kube::Client, _config: ControllerConfig) -> anyhow::Res
         sets,
         pods,
         queue: WorkQueue::new(),
+        events: Recorder::new(client.clone(), "statefulset-controller"),
     });
     let set_watch = informer::watch(Api::<StatefulSet>::all(client.clone()), set_writer, |event| {
         controller.on_set(event)
@@ -62,6 +64,7 @@ struct Controller {
     sets: Store<StatefulSet>,
     pods: Store<Pod>,
     queue: Arc<WorkQueue>,
+    events: Recorder,
 }
 
 fn in_namespace(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, namespace: &str) -> bool {
@@ -153,7 +156,14 @@ impl Controller {
         });
         for result in futures::future::join_all(creates).await {
             match result {
-                Ok(_) => {}
+                Ok(pod) => {
+                    let message = format!(
+                        "create Pod {} in StatefulSet {} successful",
+                        pod.metadata.name.unwrap_or_default(),
+                        key.name
+                    );
+                    self.events.publish(set.as_ref(), NORMAL, "SuccessfulCreate", message);
+                }
                 // The cache has not seen an earlier create yet.
                 Err(err) if api_code(&err) == Some(409) => {}
                 Err(err) => return Err(err).context("creating a StatefulSet pod"),
@@ -166,6 +176,8 @@ impl Controller {
                     delete_if_uid(&api, name, uid)
                         .await
                         .context("deleting a StatefulSet pod")?;
+                    let message = format!("delete Pod {name} in StatefulSet {} successful", key.name);
+                    self.events.publish(set.as_ref(), NORMAL, "SuccessfulDelete", message);
                 }
                 sync::Action::PatchPod { name, patch } => {
                     match api.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await {
