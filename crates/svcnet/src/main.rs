@@ -21,6 +21,17 @@ enum Command {
     /// Whole-system benchmarks against peers (not tests: run them by hand).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Run the node agent (kubelet + CNI) inside a node's network namespace.
+    Agent(svcnet_node::agent::AgentArgs),
+    /// The built-in workload: answers on TCP, HTTP and UDP ports with who it is and who asked.
+    Echo(svcnet_node::echo::EchoArgs),
+    /// Run a command inside a pod's, a node's or the internet client's namespaces.
+    Exec(svcnet_node::cli::ExecArgs),
+    /// Print a container's output.
+    Logs(svcnet_node::cli::LogsArgs),
+    /// The parent of one container process (started by the agent).
+    #[command(hide = true)]
+    Shim(svcnet_node::shim::ShimArgs),
 }
 
 #[derive(Subcommand)]
@@ -114,6 +125,11 @@ fn main() -> anyhow::Result<()> {
             let client = svcnet_controllers::client_for(&args.server)?;
             svcnet_controllers::run_all(client, args.controllers.config()).await
         }),
+        Command::Agent(args) => runtime.block_on(svcnet_node::agent::run(args)),
+        Command::Echo(args) => runtime.block_on(svcnet_node::echo::run(args)),
+        Command::Exec(args) => runtime.block_on(svcnet_node::cli::exec(args)),
+        Command::Logs(args) => runtime.block_on(svcnet_node::cli::logs(args)),
+        Command::Shim(args) => std::process::exit(svcnet_node::shim::run(args)?),
     }
 }
 

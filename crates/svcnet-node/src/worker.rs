@@ -1,0 +1,684 @@
+//! One task per pod (the kubelet's pod worker): it makes or adopts the sandbox, starts or
+//! adopts each container under a shim, restarts them by the restart policy, runs the probes,
+//! writes the pod status when it changes, and on deletion stops everything and releases the
+//! pod object.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{Container, Pod};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use nix::sys::signal::Signal;
+use serde_json::{json, Value};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::env::{container_argv, container_env, PodFacts};
+use crate::ipam::{Cidr, Ipam};
+use crate::probe::{self, Kind, Prober};
+use crate::routes::Cni;
+use crate::sandbox::{self, HostMounts, PodFiles, SandboxSpec};
+use crate::shim::{alive, read_number, signal_file, write_atomic, Files};
+use crate::status::{pod_status, ContainerView, Inputs, State};
+
+/// What every pod worker shares.
+pub struct Shared {
+    pub client: kube::Client,
+    pub node: String,
+    pub node_ip: Ipv4Addr,
+    pub cni: Cni,
+    pub prefix: String,
+    pub data_dir: PathBuf,
+    pub cluster_dns: String,
+    pub cluster_domain: String,
+    pub exe: PathBuf,
+    pub mounts: HostMounts,
+    pub pod_cidr: Cidr,
+    pub ipam: std::sync::Mutex<Ipam>,
+    /// Bounds concurrent sandbox set-ups (each is two `ip` processes).
+    pub sandboxes: tokio::sync::Semaphore,
+}
+
+impl Shared {
+    pub fn pod_dir(&self, uid: &str) -> PathBuf {
+        self.data_dir.join("pods").join(uid)
+    }
+}
+
+/// The latest pod object; None once it is gone from the API.
+pub type PodRx = watch::Receiver<Option<Pod>>;
+
+/// How often a worker looks at its containers while they start, and later.
+const FAST_TICK: Duration = Duration::from_millis(10);
+const SLOW_TICK: Duration = Duration::from_millis(100);
+const FAST_FOR: Duration = Duration::from_secs(3);
+/// Restart backoff: doubling from the first, capped small (the lab wants quick recovery).
+const BACKOFF_FIRST: Duration = Duration::from_millis(250);
+const BACKOFF_CAP: Duration = Duration::from_secs(5);
+
+/// The restart delay after `restarts` restarts.
+pub fn backoff(restarts: i32) -> Duration {
+    let shift = u32::try_from(restarts.clamp(0, 16)).unwrap_or(0);
+    BACKOFF_FIRST.saturating_mul(1 << shift).min(BACKOFF_CAP)
+}
+
+/// Whether a container that exited with `code` is started again.
+pub fn restarts_after(policy: &str, code: i32) -> bool {
+    match policy {
+        "Never" => false,
+        "OnFailure" => code != 0,
+        _ => true,
+    }
+}
+
+pub fn is_deleting(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_some()
+}
+
+/// What the agent sees of one container run, from the shim's files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seen {
+    NotStarted,
+    Starting,
+    Running {
+        pid: i32,
+        started_at: Timestamp,
+    },
+    Exited {
+        code: i32,
+        started_at: Option<Timestamp>,
+        finished_at: Timestamp,
+    },
+}
+
+fn mtime(path: &std::path::Path) -> Option<Timestamp> {
+    let modified = std::fs::metadata(path).ok()?.modified().ok()?;
+    let since = modified.duration_since(SystemTime::UNIX_EPOCH).ok()?;
+    Timestamp::from_second(i64::try_from(since.as_secs()).ok()?).ok()
+}
+
+fn observe(files: &Files) -> Seen {
+    let started_at = mtime(&files.pid());
+    if let Some(code) = read_number::<i32>(&files.exit()) {
+        let finished_at = mtime(&files.exit()).unwrap_or_else(Timestamp::now);
+        return Seen::Exited {
+            code,
+            started_at,
+            finished_at,
+        };
+    }
+    let shim_alive = read_number::<i32>(&files.shim()).is_some_and(alive);
+    match read_number::<i32>(&files.pid()) {
+        Some(pid) if alive(pid) || shim_alive => Seen::Running {
+            pid,
+            started_at: started_at.unwrap_or_else(Timestamp::now),
+        },
+        // Container and shim both gone without an exit record (killed together).
+        Some(_) => Seen::Exited {
+            code: 137,
+            started_at,
+            finished_at: Timestamp::now(),
+        },
+        None if shim_alive => Seen::Starting,
+        None if files.shim().exists() => Seen::Exited {
+            code: 128,
+            started_at: None,
+            finished_at: Timestamp::now(),
+        },
+        None => Seen::NotStarted,
+    }
+}
+
+/// One container of the pod and its progress.
+struct Ctr {
+    spec: Container,
+    files: Files,
+    restarts: i32,
+    seen: Seen,
+    last: Option<State>,
+    restart_at: Option<Instant>,
+    readiness: Option<Prober>,
+    liveness: Option<Prober>,
+    startup: Option<Prober>,
+}
+
+impl Ctr {
+    fn new(spec: Container, dir: &std::path::Path) -> Ctr {
+        let files = Files::new(dir, &spec.name);
+        let restarts = read_number(&files.restarts()).unwrap_or(0);
+        let now = Instant::now();
+        let make = |kind, probe: &Option<k8s_openapi::api::core::v1::Probe>| {
+            probe.as_ref().map(|p| Prober::new(kind, p, &spec, now))
+        };
+        Ctr {
+            readiness: make(Kind::Readiness, &spec.readiness_probe),
+            liveness: make(Kind::Liveness, &spec.liveness_probe),
+            startup: make(Kind::Startup, &spec.startup_probe),
+            seen: observe(&files),
+            files,
+            restarts,
+            last: None,
+            restart_at: None,
+            spec,
+        }
+    }
+
+    fn started(&self) -> bool {
+        matches!(self.seen, Seen::Running { .. }) && self.startup.as_ref().is_none_or(|p| p.result)
+    }
+
+    fn ready(&self) -> bool {
+        self.started() && self.readiness.as_ref().is_none_or(|p| p.result)
+    }
+
+    fn reset_probes(&mut self) {
+        let now = Instant::now();
+        for p in [&mut self.readiness, &mut self.liveness, &mut self.startup]
+            .into_iter()
+            .flatten()
+        {
+            p.reset(now);
+        }
+    }
+
+    fn view(&self, uid: &str) -> ContainerView {
+        let state = match &self.seen {
+            Seen::NotStarted | Seen::Starting => State::Waiting {
+                reason: if self.restart_at.is_some() {
+                    "CrashLoopBackOff"
+                } else {
+                    "ContainerCreating"
+                }
+                .into(),
+            },
+            Seen::Running { started_at, .. } => State::Running {
+                started_at: *started_at,
+            },
+            Seen::Exited {
+                code,
+                started_at,
+                finished_at,
+            } => State::Terminated {
+                exit_code: *code,
+                started_at: *started_at,
+                finished_at: *finished_at,
+            },
+        };
+        // A container waiting out its backoff shows Waiting with its last termination.
+        let state = match (&state, self.restart_at) {
+            (State::Terminated { .. }, Some(_)) => State::Waiting {
+                reason: "CrashLoopBackOff".into(),
+            },
+            _ => state,
+        };
+        ContainerView {
+            name: self.spec.name.clone(),
+            image: self.spec.image.clone().unwrap_or_default(),
+            container_id: format!(
+                "svcnet://{}-{}-{}",
+                &uid[..uid.len().min(12)],
+                self.spec.name,
+                self.restarts
+            ),
+            state,
+            last: self.last.clone(),
+            restart_count: self.restarts,
+            ready: self.ready(),
+            started: self.started(),
+        }
+    }
+}
+
+/// A running pod as its worker holds it.
+struct PodRun {
+    shared: Arc<Shared>,
+    uid: String,
+    dir: PathBuf,
+    netns: String,
+    veth: String,
+    ip: Option<Ipv4Addr>,
+    ctrs: Vec<Ctr>,
+    start_time: Timestamp,
+    born: Instant,
+    last_status: Option<Value>,
+}
+
+/// The worker of pod `uid` until its pod is gone.
+pub async fn run_pod(shared: Arc<Shared>, uid: String, mut rx: PodRx) {
+    let Some(pod) = rx.borrow_and_update().clone() else {
+        cleanup_orphan(&shared, &uid).await;
+        return;
+    };
+    let dir = shared.pod_dir(&uid);
+    let start_time = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.start_time.as_ref())
+        .map(|t| t.0)
+        .unwrap_or_else(Timestamp::now);
+    let mut run = PodRun {
+        netns: crate::names::pod_netns(&shared.prefix, &uid),
+        veth: crate::names::pod_veth(&uid),
+        shared,
+        uid,
+        dir,
+        ip: None,
+        ctrs: Vec::new(),
+        start_time,
+        born: Instant::now(),
+        last_status: None,
+    };
+    let mut pod = pod;
+    if !is_deleting(&pod) {
+        if let Err(err) = run.setup(&pod).await {
+            tracing::warn!(pod = ?pod.metadata.name, error = %format!("{err:#}"), "pod sandbox failed; retrying");
+        }
+    }
+    loop {
+        if is_deleting(&pod) {
+            run.terminate(&pod, true).await;
+            return;
+        }
+        if run.ip.is_none() {
+            if let Err(err) = run.setup(&pod).await {
+                tracing::warn!(pod = ?pod.metadata.name, error = %format!("{err:#}"), "pod sandbox failed; retrying");
+            }
+        } else {
+            run.step(&pod).await;
+        }
+        let tick = if run.born.elapsed() < FAST_FOR
+            || run.ctrs.iter().any(|c| !c.ready()) && run.born.elapsed() < FAST_FOR * 2
+        {
+            FAST_TICK
+        } else {
+            SLOW_TICK
+        };
+        let tick = if run.ip.is_none() { Duration::from_secs(1) } else { tick };
+        tokio::select! {
+            changed = rx.changed() => {
+                let latest = if changed.is_ok() { rx.borrow_and_update().clone() } else { None };
+                match latest {
+                    Some(latest) => pod = latest,
+                    None => {
+                        run.terminate(&pod, false).await;
+                        return;
+                    }
+                }
+            }
+            _ = tokio::time::sleep(tick) => {}
+        }
+    }
+}
+
+impl PodRun {
+    /// Makes (or adopts) the sandbox and starts (or adopts) the containers.
+    async fn setup(&mut self, pod: &Pod) -> anyhow::Result<()> {
+        std::fs::create_dir_all(&self.dir).with_context(|| format!("creating {}", self.dir.display()))?;
+        let held = self
+            .shared
+            .ipam
+            .lock()
+            .map_err(|_| anyhow::anyhow!("ipam lock"))?
+            .get(&self.uid);
+        let ip = match held {
+            Some(ip) if crate::netns::exists(&self.netns) => ip,
+            _ => self.create_sandbox(pod).await?,
+        };
+        self.ip = Some(ip);
+        let containers = pod.spec.as_ref().map(|s| s.containers.clone()).unwrap_or_default();
+        self.ctrs = containers.into_iter().map(|c| Ctr::new(c, &self.dir)).collect();
+        for i in 0..self.ctrs.len() {
+            if self.ctrs[i].seen == Seen::NotStarted {
+                self.start(pod, i)?;
+            }
+        }
+        self.step(pod).await;
+        Ok(())
+    }
+
+    async fn create_sandbox(&self, pod: &Pod) -> anyhow::Result<Ipv4Addr> {
+        let ip = self
+            .shared
+            .ipam
+            .lock()
+            .map_err(|_| anyhow::anyhow!("ipam lock"))?
+            .allocate(&self.uid)?;
+        let spec = SandboxSpec {
+            cni: self.shared.cni,
+            netns: self.netns.clone(),
+            veth: self.veth.clone(),
+            ip,
+            pod_cidr: self.shared.pod_cidr,
+        };
+        let namespace = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        let pod_spec = pod.spec.as_ref();
+        let hostname = pod_spec
+            .and_then(|s| s.hostname.clone())
+            .or_else(|| pod.metadata.name.clone())
+            .unwrap_or_default();
+        let subdomain = pod_spec.and_then(|s| s.subdomain.clone());
+        let domain = &self.shared.cluster_domain;
+        let files = PodFiles {
+            resolv_conf: sandbox::resolv_conf(&self.shared.cluster_dns, &namespace, domain),
+            hosts: sandbox::hosts(&hostname, subdomain.as_deref(), &namespace, domain, ip),
+        };
+        let _permit = self.shared.sandboxes.acquire().await?;
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || sandbox::create(&shared.mounts, &spec, &files)).await??;
+        Ok(ip)
+    }
+
+    /// Starts container `i` under a new shim.
+    fn start(&mut self, pod: &Pod, i: usize) -> anyhow::Result<()> {
+        let ip = self.ip.context("no pod IP yet")?;
+        let shared = &self.shared;
+        let ctr = &mut self.ctrs[i];
+        for stale in [ctr.files.pid(), ctr.files.exit(), ctr.files.shim()] {
+            let _ = std::fs::remove_file(stale);
+        }
+        let facts = PodFacts {
+            pod,
+            pod_ip: ip,
+            node_name: &shared.node,
+            host_ip: shared.node_ip,
+        };
+        let mut command = tokio::process::Command::new(&shared.exe);
+        command
+            .arg("shim")
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(["--container", &ctr.spec.name, "--netns", &self.netns, "--"])
+            .args(container_argv(&shared.exe, &ctr.spec))
+            .env_clear()
+            .env(
+                "PATH",
+                std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into()),
+            )
+            .envs(container_env(&facts, &ctr.spec))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        // SAFETY: setsid is async-signal-safe; it detaches the shim from the agent's session so
+        // it outlives the agent.
+        unsafe {
+            command.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(std::io::Error::from));
+        }
+        let mut child = command.spawn().context("starting the shim")?;
+        // The agent reaps the shims it started; adopted ones belong to init.
+        tokio::spawn(async move {
+            let _ = child.wait().await;
+        });
+        ctr.seen = Seen::Starting;
+        ctr.restart_at = None;
+        ctr.reset_probes();
+        Ok(())
+    }
+
+    /// One look at the containers: exits and restarts, probes, then the status.
+    async fn step(&mut self, pod: &Pod) {
+        let policy = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.restart_policy.clone())
+            .unwrap_or_else(|| "Always".into());
+        let now = Instant::now();
+        for i in 0..self.ctrs.len() {
+            self.ctrs[i].seen = observe(&self.ctrs[i].files);
+            let ctr = &mut self.ctrs[i];
+            if let Seen::Exited {
+                code,
+                started_at,
+                finished_at,
+            } = ctr.seen.clone()
+            {
+                if !restarts_after(&policy, code) {
+                    continue;
+                }
+                let at = *ctr.restart_at.get_or_insert(now + backoff(ctr.restarts));
+                ctr.last = Some(State::Terminated {
+                    exit_code: code,
+                    started_at,
+                    finished_at,
+                });
+                if now >= at {
+                    ctr.restarts += 1;
+                    let _ = write_atomic(&ctr.files.restarts(), &ctr.restarts.to_string());
+                    if let Err(err) = self.start(pod, i) {
+                        tracing::warn!(error = %format!("{err:#}"), "restarting a container failed");
+                    }
+                }
+            }
+        }
+        self.probe(now).await;
+        self.report(pod).await;
+    }
+
+    /// Runs the due probes of running containers, all at once; a failed liveness or startup
+    /// probe kills the container (the restart policy then applies).
+    async fn probe(&mut self, now: Instant) {
+        let (Some(ip), netns) = (self.ip, self.netns.clone()) else {
+            return;
+        };
+        let mut due = Vec::new();
+        for (i, ctr) in self.ctrs.iter().enumerate() {
+            if !matches!(ctr.seen, Seen::Running { .. }) {
+                continue;
+            }
+            let started = ctr.startup.as_ref().is_none_or(|p| p.result);
+            let candidates = [
+                (Kind::Startup, &ctr.startup),
+                (Kind::Readiness, &ctr.readiness),
+                (Kind::Liveness, &ctr.liveness),
+            ];
+            for (kind, prober) in candidates {
+                let Some(p) = prober else { continue };
+                // Readiness and liveness wait for the startup probe (upstream).
+                let allowed = if kind == Kind::Startup { !p.result } else { started };
+                if allowed && p.due(now) {
+                    due.push((i, kind, p.action.clone(), p.timeout));
+                }
+            }
+        }
+        if due.is_empty() {
+            return;
+        }
+        let checks = due
+            .iter()
+            .map(|(_, _, action, timeout)| probe::check(action, ip, &netns, *timeout));
+        let results = futures::future::join_all(checks).await;
+        let done = Instant::now();
+        for ((i, kind, _, _), ok) in due.into_iter().zip(results) {
+            let ctr = &mut self.ctrs[i];
+            let prober = match kind {
+                Kind::Readiness => ctr.readiness.as_mut(),
+                Kind::Liveness => ctr.liveness.as_mut(),
+                Kind::Startup => ctr.startup.as_mut(),
+            };
+            let Some(p) = prober else { continue };
+            p.record(ok, done);
+            let kill = match kind {
+                Kind::Liveness => !p.result,
+                Kind::Startup => !p.result && p.failed_out(),
+                Kind::Readiness => false,
+            };
+            if kill {
+                tracing::info!(container = %ctr.spec.name, ?kind, "probe failed; killing the container");
+                signal_file(&ctr.files.pid(), Signal::SIGKILL);
+                p.reset(done);
+            }
+        }
+    }
+
+    /// Writes the status if it differs from the last one written.
+    async fn report(&mut self, pod: &Pod) {
+        let views: Vec<ContainerView> = self.ctrs.iter().map(|c| c.view(&self.uid)).collect();
+        let status = pod_status(&Inputs {
+            pod,
+            pod_ip: self.ip,
+            host_ip: self.shared.node_ip,
+            start_time: self.start_time,
+            containers: &views,
+            now: Timestamp::now(),
+        });
+        if self.last_status.as_ref() == Some(&status) {
+            return;
+        }
+        let (Some(name), namespace) = (pod.metadata.name.as_deref(), pod.metadata.namespace.as_deref()) else {
+            return;
+        };
+        let api: Api<Pod> = Api::namespaced(self.shared.client.clone(), namespace.unwrap_or("default"));
+        let patch = json!({"status": status});
+        match api
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => self.last_status = Some(status),
+            Err(err) => tracing::warn!(pod = name, error = %err, "writing pod status failed; retrying"),
+        }
+    }
+
+    /// Stops the containers (SIGTERM, SIGKILL after the grace period), removes the sandbox and,
+    /// when the pod object is still there, releases it.
+    async fn terminate(&mut self, pod: &Pod, release: bool) {
+        let grace = if release { grace_period(pod) } else { Duration::ZERO };
+        stop_containers(&self.dir, grace).await;
+        remove_sandbox(&self.shared, &self.uid).await;
+        if release {
+            release_pod(&self.shared.client, pod).await;
+        }
+    }
+}
+
+/// The grace period of a pod being deleted: deletionGracePeriodSeconds, else the spec's.
+pub fn grace_period(pod: &Pod) -> Duration {
+    let seconds = pod
+        .metadata
+        .deletion_grace_period_seconds
+        .or_else(|| pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
+        .unwrap_or(30);
+    Duration::from_secs(u64::try_from(seconds).unwrap_or(0))
+}
+
+/// Every container file set in a pod directory (by its `.shim` or `.pid` files).
+fn container_files(dir: &std::path::Path) -> Vec<Files> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let path = e.path();
+            let ext = path.extension()?.to_str()?;
+            (ext == "shim" || ext == "pid").then(|| path.file_stem()?.to_str().map(str::to_string))?
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names.iter().map(|n| Files::new(dir, n)).collect()
+}
+
+/// SIGTERM to every container (through its shim), SIGKILL to what is left after `grace`.
+async fn stop_containers(dir: &std::path::Path, grace: Duration) {
+    let files = container_files(dir);
+    let running = |f: &Files| read_number::<i32>(&f.pid()).is_some_and(alive);
+    for f in &files {
+        signal_file(&f.shim(), Signal::SIGTERM);
+        signal_file(&f.pid(), Signal::SIGTERM);
+    }
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline && files.iter().any(running) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for f in &files {
+        signal_file(&f.pid(), Signal::SIGKILL);
+        signal_file(&f.shim(), Signal::SIGKILL);
+    }
+}
+
+/// Removes the sandbox, the address and the pod directory of `uid`.
+pub async fn remove_sandbox(shared: &Arc<Shared>, uid: &str) {
+    let netns = crate::names::pod_netns(&shared.prefix, uid);
+    let veth = crate::names::pod_veth(uid);
+    let owner = shared.clone();
+    let removed = tokio::task::spawn_blocking(move || sandbox::remove(&owner.mounts, &netns, &veth)).await;
+    if let Ok(Err(err)) | Err(err) = removed.map_err(anyhow::Error::from) {
+        tracing::warn!(uid, error = %format!("{err:#}"), "removing a pod sandbox failed");
+    }
+    if let Ok(mut ipam) = shared.ipam.lock() {
+        let _ = ipam.release(uid);
+    }
+    let _ = std::fs::remove_dir_all(shared.pod_dir(uid));
+}
+
+/// A pod directory whose pod no longer exists: stop and remove everything.
+pub async fn cleanup_orphan(shared: &Arc<Shared>, uid: &str) {
+    stop_containers(&shared.pod_dir(uid), Duration::ZERO).await;
+    remove_sandbox(shared, uid).await;
+}
+
+/// Deletes the pod object for good (grace 0, only this incarnation).
+async fn release_pod(client: &kube::Client, pod: &Pod) {
+    let (Some(name), Some(uid)) = (pod.metadata.name.as_deref(), pod.metadata.uid.clone()) else {
+        return;
+    };
+    let api: Api<Pod> = Api::namespaced(client.clone(), pod.metadata.namespace.as_deref().unwrap_or("default"));
+    let params = DeleteParams {
+        grace_period_seconds: Some(0),
+        preconditions: Some(Preconditions {
+            uid: Some(uid),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match api.delete(name, &params).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
+        Err(err) => tracing::warn!(pod = name, error = %err, "releasing the pod failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        assert_eq!(backoff(0), Duration::from_millis(250));
+        assert_eq!(backoff(2), Duration::from_secs(1));
+        assert_eq!(backoff(100), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn restart_policy() {
+        assert!(restarts_after("Always", 0));
+        assert!(!restarts_after("OnFailure", 0));
+        assert!(restarts_after("OnFailure", 2));
+        assert!(!restarts_after("Never", 2));
+    }
+
+    #[test]
+    fn files_are_observed() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = Files::new(dir.path(), "c");
+        assert_eq!(observe(&files), Seen::NotStarted);
+        write_atomic(&files.pid(), &std::process::id().to_string()).unwrap();
+        assert!(matches!(observe(&files), Seen::Running { .. }));
+        write_atomic(&files.exit(), "3").unwrap();
+        assert!(matches!(observe(&files), Seen::Exited { code: 3, .. }));
+        assert_eq!(container_files(dir.path()).len(), 1);
+    }
+
+    #[test]
+    fn grace_comes_from_the_deletion_then_the_spec() {
+        let mut pod: Pod = serde_json::from_value(
+            json!({"metadata": {"name": "p"}, "spec": {"containers": [], "terminationGracePeriodSeconds": 7}}),
+        )
+        .unwrap();
+        assert_eq!(grace_period(&pod), Duration::from_secs(7));
+        pod.metadata.deletion_grace_period_seconds = Some(2);
+        assert_eq!(grace_period(&pod), Duration::from_secs(2));
+    }
+}
