@@ -13,6 +13,8 @@ SVCNET_PACKAGES=(
   "protoc:protobuf-compiler"
   "dig:bind9-dnsutils"
   "curl:curl"
+  "ping:iputils-ping"
+  "setpriv:util-linux"
 )
 
 need_root() {

@@ -47,6 +47,13 @@ impl Listener {
         Ok(Listener::Plain(tokio::net::TcpListener::bind(addr).await?))
     }
 
+    /// Wraps a listener opened elsewhere, e.g. inside another network namespace (a socket keeps
+    /// the namespace it was opened in).
+    pub fn from_std(listener: std::net::TcpListener) -> std::io::Result<Self> {
+        listener.set_nonblocking(true)?;
+        Ok(Listener::Plain(tokio::net::TcpListener::from_std(listener)?))
+    }
+
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         match self {
             Listener::Plain(listener) => listener.local_addr(),
@@ -62,13 +69,30 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
 /// Serves on an already bound listener (tests bind port 0 and read the address back).
 pub async fn serve(config: Config, listener: Listener) -> anyhow::Result<()> {
+    let address = listener.local_addr()?;
+    serve_on(config, vec![listener], address).await
+}
+
+/// Serves one API on several listeners (the lab: loopback on the host and the VPC address inside
+/// the lab). `advertise` is the address clients inside the cluster reach it at: discovery's
+/// serverAddressByClientCIDRs and the `default/kubernetes` endpoints carry it.
+pub async fn serve_on(config: Config, listeners: Vec<Listener>, advertise: SocketAddr) -> anyhow::Result<()> {
+    anyhow::ensure!(!listeners.is_empty(), "no listener to serve on");
     std::fs::create_dir_all(&config.data_dir)?;
     let store = Arc::new(RedbStore::open(&config.data_dir.join("store.redb"))?);
-    let address = listener.local_addr()?;
-    let app = app(store, &address.to_string(), config.service_network).await?;
-    tracing::info!(%address, "API server listening");
-    match listener {
-        Listener::Plain(listener) => axum::serve(listener, app).await?,
+    let app = app(store, &advertise.to_string(), config.service_network).await?;
+    let mut servers = tokio::task::JoinSet::new();
+    for listener in listeners {
+        let address = listener.local_addr()?;
+        tracing::info!(%address, "API server listening");
+        let app = app.clone();
+        match listener {
+            Listener::Plain(listener) => servers.spawn(async move { axum::serve(listener, app).await }),
+        };
+    }
+    // Each server runs until the process ends; the first to fail ends them all.
+    while let Some(result) = servers.join_next().await {
+        result??;
     }
     Ok(())
 }
@@ -86,12 +110,9 @@ pub async fn app(
     namespaces::bootstrap(&registry).await.map_err(fail)?;
     let report = repair::repair(&registry).await.map_err(fail)?;
     tracing::info!(?report, "service allocations repaired");
-    let api_port = server_address
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(6443);
-    cluster_objects::ensure(&registry, api_port).await.map_err(fail)?;
+    cluster_objects::ensure(&registry, server_address.parse().ok())
+        .await
+        .map_err(fail)?;
     let state = Arc::new(server::AppState {
         registry,
         server_address: server_address.to_string(),

@@ -21,6 +21,10 @@ enum Command {
     /// Whole-system benchmarks against peers (not tests: run them by hand).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Build a multi-node lab of network namespaces and run its cluster in the foreground.
+    Up(svcnet_lab::UpArgs),
+    /// Remove a lab (also after a crash of `svcnet up`).
+    Down(svcnet_lab::DownArgs),
     /// Run the node agent (kubelet + CNI) inside a node's network namespace.
     Agent(svcnet_node::agent::AgentArgs),
     /// The built-in workload: answers on TCP, HTTP and UDP ports with who it is and who asked.
@@ -38,6 +42,8 @@ enum Command {
 enum BenchCommand {
     /// Create, list and watch Services over HTTP, side by side with the same creates on etcd.
     Api(svcnet_bench::ApiBenchOptions),
+    /// Time `svcnet up` until all nodes are Ready, and pod create -> Ready in a lab.
+    Lab(svcnet_lab::BenchLabArgs),
 }
 
 #[derive(clap::Args)]
@@ -119,6 +125,12 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Api(options)) => runtime.block_on(async move {
             let report = svcnet_bench::run_api_bench(options).await?;
             println!("{report}");
+            Ok(())
+        }),
+        Command::Up(args) => runtime.block_on(svcnet_lab::up(args)),
+        Command::Down(args) => svcnet_lab::down(args),
+        Command::Bench(BenchCommand::Lab(args)) => runtime.block_on(async move {
+            print!("{}", svcnet_lab::bench_lab(args).await?);
             Ok(())
         }),
         Command::Controllers(args) => runtime.block_on(async move {
