@@ -26,7 +26,7 @@ pub fn strategy(resource: &ResourceInfo) -> Strategy {
     let kind = resource.kind;
     Strategy {
         status_subresource: resource.has_status,
-        tracks_generation: matches!(kind, "Deployment" | "ReplicaSet" | "StatefulSet"),
+        tracks_generation: matches!(kind, "Deployment" | "ReplicaSet" | "StatefulSet" | "EndpointSlice"),
         create_on_update: matches!(kind, "Endpoints" | "Event" | "Lease" | "EndpointSlice"),
     }
 }
@@ -110,11 +110,29 @@ pub fn prepare_for_update(resource: &ResourceInfo, subresource: Option<&str>, ne
     }
     if strategy.tracks_generation {
         let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
-        // Deployments also count annotation changes: they are copied to ReplicaSets.
-        let changed = new.get("spec") != old.get("spec")
-            || (resource.kind == "Deployment"
-                && new.pointer("/metadata/annotations") != old.pointer("/metadata/annotations"));
+        let changed = generation_changes(resource.kind, new, old);
         new["metadata"]["generation"] = json!(if changed { generation + 1 } else { generation });
+    }
+}
+
+/// Whether an update moves metadata.generation on, per kind as upstream's strategies decide.
+fn generation_changes(kind: &str, new: &Value, old: &Value) -> bool {
+    let at = |object: &Value, pointer: &str| object.pointer(pointer).cloned();
+    match kind {
+        // Deployments also count annotation changes: they are copied to ReplicaSets.
+        "Deployment" => {
+            new.get("spec") != old.get("spec") || at(new, "/metadata/annotations") != at(old, "/metadata/annotations")
+        }
+        // EndpointSlices have no spec: anything but metadata counts, and so do labels.
+        "EndpointSlice" => {
+            let without_metadata = |object: &Value| {
+                let mut object = object.clone();
+                object.as_object_mut().map(|map| map.remove("metadata"));
+                object
+            };
+            without_metadata(new) != without_metadata(old) || at(new, "/metadata/labels") != at(old, "/metadata/labels")
+        }
+        _ => new.get("spec") != old.get("spec"),
     }
 }
 

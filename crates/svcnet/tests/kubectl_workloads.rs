@@ -145,6 +145,31 @@ fn kubectl_1_33_workloads() {
     ]);
     assert_eq!(defaults, "25% 10 600 Always");
 
+    // The controllers' Events, as `kubectl describe` and `kubectl get events` show them.
+    let rs_name = k.ok(&["get", "rs", "-l", "app=web", "-o", "jsonpath={.items[0].metadata.name}"]);
+    let scaled = format!("Scaled up replica set {rs_name} from 0 to 3");
+    wait_for("the ScalingReplicaSet event", || {
+        k.ok(&["describe", "deployment", "web"]).contains(&scaled)
+    });
+    let describe = k.ok(&["describe", "deployment", "web"]);
+    assert!(describe.contains("ScalingReplicaSet"), "{describe}");
+    let reasons = k.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        &format!("involvedObject.name={rs_name}"),
+        "-o",
+        "jsonpath={range .items[*]}{.reason} {.source.component}{\"\\n\"}{end}",
+    ]);
+    assert_eq!(
+        reasons
+            .lines()
+            .filter(|l| *l == "SuccessfulCreate replicaset-controller")
+            .count(),
+        3,
+        "{reasons}"
+    );
+
     // A new image rolls out through a second ReplicaSet; undo brings the first one back.
     assert_eq!(
         k.ok(&["set", "image", "deployment/web", "nginx=nginx:1.27"]),
@@ -271,4 +296,217 @@ fn kubectl_1_33_workloads() {
     wait_for("owned objects gone", || {
         k.ok(&["get", "rs,pods", "-o", "name"]).trim().is_empty()
     });
+}
+
+/// A Ready node, as a kubelet registers it (with a zone label).
+const NODE: &str = "
+apiVersion: v1
+kind: Node
+metadata:
+  name: node-1
+  labels:
+    kubernetes.io/hostname: node-1
+    topology.kubernetes.io/zone: cn-hangzhou-h
+status:
+  conditions:
+  - type: Ready
+    status: 'True'
+    reason: KubeletReady
+    message: kubelet is posting ready status
+";
+
+/// `kubectl create deployment web --image=nginx --replicas=2 --port=80` and `kubectl expose
+/// deployment web --port=80 --target-port=80` give the EndpointSlice and Endpoints a real cluster
+/// (1.33) gives, field by field; only uids, resourceVersions, timestamps and generated names
+/// differ, and those are checked for shape and then set aside.
+#[test]
+fn endpoints_of_an_exposed_deployment_match_a_real_cluster() {
+    use serde_json::{json, Value};
+    let server = Server::start();
+    let k = Kubectl::new(33, &server);
+    k.ok_with_input(&["apply", "-f", "-"], Some(NODE));
+    // The node reports Ready through its status, as a kubelet does.
+    let ready = r#"{"status":{"conditions":[{"type":"Ready","status":"True","reason":"KubeletReady","message":"kubelet is posting ready status"}]}}"#;
+    k.ok(&[
+        "patch",
+        "node",
+        "node-1",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        ready,
+    ]);
+    k.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=nginx",
+        "--replicas=2",
+        "--port=80",
+    ]);
+    k.ok(&["expose", "deployment", "web", "--port=80", "--target-port=80"]);
+    wait_for("2 scheduled pods", || {
+        k.ok(&[
+            "get",
+            "pods",
+            "-l",
+            "app=web",
+            "-o",
+            "jsonpath={.items[*].spec.nodeName}",
+        ]) == "node-1 node-1"
+    });
+    let names = k.ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app=web",
+        "-o",
+        "jsonpath={.items[*].metadata.name}",
+    ]);
+    let pods: Vec<&str> = names.split_whitespace().collect();
+    for (i, pod) in pods.iter().enumerate() {
+        let status = json!({"status": {"phase": "Running", "podIP": format!("10.244.1.{}", 10 + i),
+            "podIPs": [{"ip": format!("10.244.1.{}", 10 + i)}],
+            "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "2026-12-01T00:00:00Z"}]}});
+        k.ok(&[
+            "patch",
+            "pod",
+            pod,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &status.to_string(),
+        ]);
+    }
+    wait_for("2 ready endpoints", || {
+        k.ok(&[
+            "get",
+            "endpoints",
+            "web",
+            "-o",
+            "jsonpath={.subsets[0].addresses[*].ip}",
+        ])
+        .split_whitespace()
+        .count()
+            == 2
+    });
+    let uid_of = |pod: &str| k.ok(&["get", "pod", pod, "-o", "jsonpath={.metadata.uid}"]);
+    let service_uid = k.ok(&["get", "service", "web", "-o", "jsonpath={.metadata.uid}"]);
+
+    // What a 1.33 cluster shows for `kubectl get endpointslices -l kubernetes.io/service-name=web -o json`.
+    let endpoint = |i: usize| {
+        json!({
+            "addresses": [format!("10.244.1.{}", 10 + i)],
+            "conditions": {"ready": true, "serving": true, "terminating": false},
+            "nodeName": "node-1",
+            "targetRef": {"kind": "Pod", "name": pods[i], "namespace": "default", "uid": uid_of(pods[i])},
+            "zone": "cn-hangzhou-h"
+        })
+    };
+    let expected_slice = json!({
+        "addressType": "IPv4",
+        "apiVersion": "discovery.k8s.io/v1",
+        "endpoints": [endpoint(0), endpoint(1)],
+        "kind": "EndpointSlice",
+        "metadata": {
+            "annotations": {"endpoints.kubernetes.io/last-change-trigger-time": "<time>"},
+            "creationTimestamp": "<time>",
+            "generateName": "web-",
+            "generation": "<n>",
+            "labels": {
+                "app": "web",
+                "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
+                "kubernetes.io/service-name": "web"
+            },
+            "name": "<generated>",
+            "namespace": "default",
+            "ownerReferences": [{"apiVersion": "v1", "blockOwnerDeletion": true, "controller": true,
+                "kind": "Service", "name": "web", "uid": service_uid}],
+            "resourceVersion": "<rv>",
+            "uid": "<uid>"
+        },
+        "ports": [{"name": "", "port": 80, "protocol": "TCP"}]
+    });
+    let slices: Value = serde_json::from_str(&k.ok(&[
+        "get",
+        "endpointslices",
+        "-l",
+        "kubernetes.io/service-name=web",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    let items = slices["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{slices:#}");
+    let mut slice = items[0].clone();
+    assert!(slice["metadata"]["name"].as_str().unwrap().starts_with("web-"));
+    set_aside_volatile(&mut slice);
+    sort_by(&mut slice["endpoints"], |e| {
+        e["addresses"][0].as_str().unwrap().to_string()
+    });
+    assert_eq!(slice, expected_slice, "got:\n{slice:#}\nexpected:\n{expected_slice:#}");
+
+    // And for `kubectl get endpoints web -o json`.
+    let address = |i: usize| {
+        json!({"ip": format!("10.244.1.{}", 10 + i), "nodeName": "node-1",
+            "targetRef": {"kind": "Pod", "name": pods[i], "namespace": "default", "uid": uid_of(pods[i])}})
+    };
+    let expected_endpoints = json!({
+        "apiVersion": "v1",
+        "kind": "Endpoints",
+        "metadata": {
+            "annotations": {"endpoints.kubernetes.io/last-change-trigger-time": "<time>"},
+            "creationTimestamp": "<time>",
+            "labels": {"app": "web"},
+            "name": "web",
+            "namespace": "default",
+            "resourceVersion": "<rv>",
+            "uid": "<uid>"
+        },
+        "subsets": [{"addresses": [address(0), address(1)], "ports": [{"port": 80, "protocol": "TCP"}]}]
+    });
+    let mut endpoints: Value = serde_json::from_str(&k.ok(&["get", "endpoints", "web", "-o", "json"])).unwrap();
+    set_aside_volatile(&mut endpoints);
+    sort_by(&mut endpoints["subsets"][0]["addresses"], |a| {
+        a["ip"].as_str().unwrap().to_string()
+    });
+    assert_eq!(
+        endpoints, expected_endpoints,
+        "got:\n{endpoints:#}\nexpected:\n{expected_endpoints:#}"
+    );
+}
+
+/// Checks the shape of the values that differ from cluster to cluster and replaces them with
+/// placeholders.
+fn set_aside_volatile(object: &mut serde_json::Value) {
+    let meta = object["metadata"].as_object_mut().unwrap();
+    let is_time = |v: &serde_json::Value| v.as_str().is_some_and(|t| t.len() == 20 && t.ends_with('Z'));
+    for (field, placeholder) in [
+        ("creationTimestamp", "<time>"),
+        ("resourceVersion", "<rv>"),
+        ("uid", "<uid>"),
+    ] {
+        let value = meta.get(field).unwrap_or_else(|| panic!("metadata.{field} missing"));
+        assert!(field != "creationTimestamp" || is_time(value), "{field}: {value}");
+        meta.insert(field.into(), placeholder.into());
+    }
+    if meta.contains_key("generateName") {
+        meta.insert("name".into(), "<generated>".into());
+    }
+    if let Some(generation) = meta.get_mut("generation") {
+        assert!(generation.as_i64().is_some_and(|g| g >= 1), "generation {generation}");
+        *generation = "<n>".into();
+    }
+    let trigger = &mut meta["annotations"]["endpoints.kubernetes.io/last-change-trigger-time"];
+    assert!(
+        trigger.as_str().is_some_and(|t| t.ends_with('Z') && t.contains('T')),
+        "trigger time {trigger}"
+    );
+    *trigger = "<time>".into();
+}
+
+fn sort_by(list: &mut serde_json::Value, key: impl Fn(&serde_json::Value) -> String) {
+    if let Some(items) = list.as_array_mut() {
+        items.sort_by_key(|item| key(item));
+    }
 }
