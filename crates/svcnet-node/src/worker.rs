@@ -101,6 +101,14 @@ fn mtime(path: &std::path::Path) -> Option<Timestamp> {
     Timestamp::from_second(i64::try_from(since.as_secs()).ok()?).ok()
 }
 
+/// When a container that left no exit record is taken to have ended: a fixed time (its
+/// files' last change), so looking again yields the same state and no new status.
+fn gone_at(files: &Files) -> Timestamp {
+    mtime(&files.pid())
+        .or_else(|| mtime(&files.shim()))
+        .unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
 fn observe(files: &Files) -> Seen {
     let started_at = mtime(&files.pid());
     if let Some(code) = read_number::<i32>(&files.exit()) {
@@ -121,13 +129,13 @@ fn observe(files: &Files) -> Seen {
         Some(_) => Seen::Exited {
             code: 137,
             started_at,
-            finished_at: Timestamp::now(),
+            finished_at: gone_at(files),
         },
         None if shim_alive => Seen::Starting,
         None if files.shim().exists() => Seen::Exited {
             code: 128,
             started_at: None,
-            finished_at: Timestamp::now(),
+            finished_at: gone_at(files),
         },
         None => Seen::NotStarted,
     }
@@ -245,6 +253,8 @@ struct PodRun {
     start_time: Timestamp,
     born: Instant,
     last_status: Option<Value>,
+    /// Something the status depends on changed since the last status was written.
+    dirty: bool,
 }
 
 /// The worker of pod `uid` until its pod is gone.
@@ -271,6 +281,7 @@ pub async fn run_pod(shared: Arc<Shared>, uid: String, mut rx: PodRx) {
         start_time,
         born: Instant::now(),
         last_status: None,
+        dirty: true,
     };
     let mut pod = pod;
     if !is_deleting(&pod) {
@@ -290,19 +301,15 @@ pub async fn run_pod(shared: Arc<Shared>, uid: String, mut rx: PodRx) {
         } else {
             run.step(&pod).await;
         }
-        let tick = if run.born.elapsed() < FAST_FOR
-            || run.ctrs.iter().any(|c| !c.ready()) && run.born.elapsed() < FAST_FOR * 2
-        {
-            FAST_TICK
-        } else {
-            SLOW_TICK
-        };
-        let tick = if run.ip.is_none() { Duration::from_secs(1) } else { tick };
+        let tick = run.next_tick();
         tokio::select! {
             changed = rx.changed() => {
                 let latest = if changed.is_ok() { rx.borrow_and_update().clone() } else { None };
                 match latest {
-                    Some(latest) => pod = latest,
+                    Some(latest) => {
+                        pod = latest;
+                        run.dirty = true;
+                    }
                     None => {
                         run.terminate(&pod, false).await;
                         return;
@@ -315,6 +322,33 @@ pub async fn run_pod(shared: Arc<Shared>, uid: String, mut rx: PodRx) {
 }
 
 impl PodRun {
+    /// How long to sleep: briefly while a container is starting or due to restart (that is
+    /// what pod start latency waits on), longer otherwise, never past a due probe.
+    fn next_tick(&self) -> Duration {
+        if self.ip.is_none() {
+            return Duration::from_secs(1);
+        }
+        let busy = self
+            .ctrs
+            .iter()
+            .any(|c| matches!(c.seen, Seen::NotStarted | Seen::Starting) || c.restart_at.is_some());
+        let tick = if busy || self.born.elapsed() < FAST_FOR / 10 {
+            FAST_TICK
+        } else {
+            SLOW_TICK
+        };
+        let now = Instant::now();
+        let next_probe = self
+            .ctrs
+            .iter()
+            .flat_map(|c| [&c.readiness, &c.liveness, &c.startup])
+            .flatten()
+            .map(|p| p.next_at.saturating_duration_since(now))
+            .min()
+            .unwrap_or(tick);
+        tick.min(next_probe.max(Duration::from_millis(1)))
+    }
+
     /// Makes (or adopts) the sandbox and starts (or adopts) the containers.
     async fn setup(&mut self, pod: &Pod) -> anyhow::Result<()> {
         std::fs::create_dir_all(&self.dir).with_context(|| format!("creating {}", self.dir.display()))?;
@@ -368,7 +402,9 @@ impl PodRun {
         };
         let _permit = self.shared.sandboxes.acquire().await?;
         let shared = self.shared.clone();
+        let began = Instant::now();
         tokio::task::spawn_blocking(move || sandbox::create(&shared.mounts, &spec, &files)).await??;
+        tracing::debug!(netns = %self.netns, took = ?began.elapsed(), "pod sandbox made");
         Ok(ip)
     }
 
@@ -427,7 +463,11 @@ impl PodRun {
             .unwrap_or_else(|| "Always".into());
         let now = Instant::now();
         for i in 0..self.ctrs.len() {
-            self.ctrs[i].seen = observe(&self.ctrs[i].files);
+            let seen = observe(&self.ctrs[i].files);
+            if seen != self.ctrs[i].seen {
+                self.dirty = true;
+                self.ctrs[i].seen = seen;
+            }
             let ctr = &mut self.ctrs[i];
             if let Seen::Exited {
                 code,
@@ -438,6 +478,9 @@ impl PodRun {
                 if !restarts_after(&policy, code) {
                     continue;
                 }
+                if ctr.restart_at.is_none() {
+                    self.dirty = true;
+                }
                 let at = *ctr.restart_at.get_or_insert(now + backoff(ctr.restarts));
                 ctr.last = Some(State::Terminated {
                     exit_code: code,
@@ -447,6 +490,7 @@ impl PodRun {
                 if now >= at {
                     ctr.restarts += 1;
                     let _ = write_atomic(&ctr.files.restarts(), &ctr.restarts.to_string());
+                    self.dirty = true;
                     if let Err(err) = self.start(pod, i) {
                         tracing::warn!(error = %format!("{err:#}"), "restarting a container failed");
                     }
@@ -499,7 +543,9 @@ impl PodRun {
                 Kind::Startup => ctr.startup.as_mut(),
             };
             let Some(p) = prober else { continue };
-            p.record(ok, done);
+            if p.record(ok, done) {
+                self.dirty = true;
+            }
             let kill = match kind {
                 Kind::Liveness => !p.result,
                 Kind::Startup => !p.result && p.failed_out(),
@@ -515,6 +561,9 @@ impl PodRun {
 
     /// Writes the status if it differs from the last one written.
     async fn report(&mut self, pod: &Pod) {
+        if !self.dirty {
+            return;
+        }
         let views: Vec<ContainerView> = self.ctrs.iter().map(|c| c.view(&self.uid)).collect();
         let status = pod_status(&Inputs {
             pod,
@@ -525,6 +574,7 @@ impl PodRun {
             now: Timestamp::now(),
         });
         if self.last_status.as_ref() == Some(&status) {
+            self.dirty = false;
             return;
         }
         let (Some(name), namespace) = (pod.metadata.name.as_deref(), pod.metadata.namespace.as_deref()) else {
@@ -536,7 +586,11 @@ impl PodRun {
             .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
         {
-            Ok(_) => self.last_status = Some(status),
+            Ok(_) => {
+                tracing::debug!(pod = name, phase = %status["phase"], since_seen = ?self.born.elapsed(), "pod status written");
+                self.last_status = Some(status);
+                self.dirty = false;
+            }
             Err(err) => tracing::warn!(pod = name, error = %err, "writing pod status failed; retrying"),
         }
     }
