@@ -37,7 +37,7 @@ pub struct UpArgs {
     #[arg(long, value_enum, default_value_t = Cni::Flannel)]
     pub cni: Cni,
     /// Directory for the lab's state, store, kubeconfig and logs.
-    #[arg(long, env = "SVCNET_LAB_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    #[arg(long, env = "SVCNET_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
     /// Address of the API server on the host (plain HTTP), for kubectl.
     #[arg(long, default_value = "127.0.0.1:6443")]
@@ -63,7 +63,7 @@ pub struct UpArgs {
 #[derive(clap::Args, Debug, Clone)]
 pub struct DownArgs {
     /// The lab's data dir (as given to `svcnet up`).
-    #[arg(long, env = "SVCNET_LAB_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    #[arg(long, env = "SVCNET_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
     /// Lab name, when `svcnet up` was given one and its state is lost.
     #[arg(long)]
@@ -88,10 +88,20 @@ pub fn down(args: DownArgs) -> anyhow::Result<()> {
     };
     let report = teardown::teardown(&state, true);
     state::LabState::remove(&data_dir)?;
-    println!(
-        "lab {} removed: {} namespaces, {} processes",
-        state.prefix, report.namespaces, report.processes
-    );
+    if report.stopped_up {
+        println!(
+            "svcnet up (pid {}) stopped and removed lab {}",
+            state.up_pid, state.prefix
+        );
+    }
+    if report.namespaces + report.processes > 0 {
+        println!(
+            "lab {} removed: {} namespaces, {} processes",
+            state.prefix, report.namespaces, report.processes
+        );
+    } else if !report.stopped_up {
+        println!("lab {}: nothing left to remove", state.prefix);
+    }
     Ok(())
 }
 

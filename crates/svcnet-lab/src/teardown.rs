@@ -19,6 +19,8 @@ use crate::state::LabState;
 /// What a teardown removed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Report {
+    /// A running `svcnet up` was asked to stop (it removes its lab itself).
+    pub stopped_up: bool,
     pub processes: usize,
     pub namespaces: usize,
 }
@@ -31,9 +33,7 @@ const KILL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Removes everything `state` records and every pod namespace of its prefix. `stop_up`: first
 /// ask a still running `svcnet up` of this lab to stop (when called from `svcnet down`).
 pub fn teardown(state: &LabState, stop_up: bool) -> Report {
-    if stop_up {
-        stop_running_up(state.up_pid);
-    }
+    let stopped_up = stop_up && stop_running_up(state.up_pid);
     let namespaces = lab_namespaces(&state.prefix, &state.namespaces);
     let mut extra_pids: Vec<u32> = state.agents.iter().map(|a| a.pid).collect();
     extra_pids.extend(pid_files(&state.data_dir.join("nodes")));
@@ -43,6 +43,7 @@ pub fn teardown(state: &LabState, stop_up: bool) -> Report {
     remove_etc_netns(&state.prefix, &namespaces);
     build::delete_host_routes(&state.host_routes, state.route_metric);
     Report {
+        stopped_up,
         processes,
         namespaces: namespaces.len(),
     }
@@ -65,16 +66,17 @@ fn lab_namespaces(prefix: &str, recorded: &[String]) -> BTreeSet<String> {
 }
 
 /// SIGTERM to a `svcnet up` still running for this lab, then wait for it to finish its own
-/// teardown (a bounded wait: whatever it leaves, the caller removes).
-fn stop_running_up(pid: u32) {
-    if pid == std::process::id() || !is_svcnet(pid) {
-        return;
+/// teardown (a bounded wait: whatever it leaves, the caller removes). True when there was one.
+fn stop_running_up(pid: u32) -> bool {
+    if pid == 0 || pid == std::process::id() || !is_svcnet(pid) {
+        return false;
     }
     let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
     let deadline = Instant::now() + UP_EXIT_TIMEOUT;
     while is_alive(pid) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
+    true
 }
 
 /// Kills (SIGKILL) every process whose network namespace is one of `namespaces`, and the
@@ -133,7 +135,8 @@ fn netns_inode(link: &str) -> Option<u64> {
     link.strip_prefix("net:[")?.strip_suffix(']')?.parse().ok()
 }
 
-/// Pids in `*.pid` files under the agents' state (container shims write theirs there).
+/// Pids in `*.pid` and `*.shim` files under the agents' state (container shims write their own
+/// pid and their container's there).
 fn pid_files(dir: &Path) -> Vec<u32> {
     let mut pids = Vec::new();
     let mut stack: Vec<(PathBuf, u32)> = vec![(dir.to_path_buf(), 0)];
@@ -145,7 +148,7 @@ fn pid_files(dir: &Path) -> Vec<u32> {
             let path = entry.path();
             if path.is_dir() && depth < 5 {
                 stack.push((path, depth + 1));
-            } else if path.extension().is_some_and(|e| e == "pid") {
+            } else if path.extension().is_some_and(|e| e == "pid" || e == "shim") {
                 if let Some(pid) = std::fs::read_to_string(&path).ok().and_then(|s| s.trim().parse().ok()) {
                     pids.push(pid);
                 }
@@ -205,8 +208,11 @@ mod tests {
         std::fs::create_dir_all(&pod).unwrap();
         std::fs::write(pod.join("web.pid"), "1234\n").unwrap();
         std::fs::write(pod.join("web.log"), "5678").unwrap();
+        std::fs::write(pod.join("web.shim"), "1233").unwrap();
         std::fs::write(dir.path().join("node1/agent.pid"), "junk").unwrap();
-        assert_eq!(pid_files(dir.path()), [1234]);
+        let mut pids = pid_files(dir.path());
+        pids.sort();
+        assert_eq!(pids, [1233, 1234]);
     }
 
     #[test]

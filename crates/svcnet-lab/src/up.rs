@@ -3,7 +3,6 @@
 //! Ctrl-C or SIGTERM, and tear it all down.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -52,7 +51,10 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         server: host_url(host_listener.local_addr()?),
     };
     state.save()?;
-    let mut running = Running::default();
+    let mut running = Running {
+        grace_period: args.node_monitor_grace_period,
+        ..Default::default()
+    };
     let result = run(&args, &lab, &mut state, host_listener, stop, &mut running).await;
     println!("removing lab {} ...", lab.prefix);
     running.stop();
@@ -71,6 +73,8 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
 struct Running {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     agents: Vec<Child>,
+    /// --node-monitor-grace-period, which the agents' heartbeats must beat.
+    grace_period: u64,
 }
 
 impl Running {
@@ -186,8 +190,13 @@ async fn run(
     let pod_cidrs = pod_cidrs(&client).await;
     println!("lab {} ready in {:.1} s", lab.prefix, started.elapsed().as_secs_f64());
     print_summary(lab, state, &kubeconfig, &pod_cidrs);
-    let _ = stop.wait_for(|s| *s).await;
-    Ok(())
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return Ok(()),
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+        restart_exited_agents(lab, state, running)?;
+    }
 }
 
 /// The API server (on the host listener and on 192.168.77.1:6443 inside the router namespace),
@@ -236,7 +245,7 @@ fn start_control_plane(
 }
 
 /// The agent's command line for a node (docs/lab.md).
-pub fn agent_args(lab: &Lab, node: &plan::Node, data_dir: &Path) -> Vec<String> {
+pub fn agent_args(lab: &Lab, node: &plan::Node, data_dir: &Path, grace_period: u64) -> Vec<String> {
     let mut args = vec![
         "agent".to_string(),
         "--node".into(),
@@ -255,33 +264,32 @@ pub fn agent_args(lab: &Lab, node: &plan::Node, data_dir: &Path) -> Vec<String> 
     if let Some(zone) = &node.zone {
         args.extend(["--zone".to_string(), zone.clone()]);
     }
+    args.extend(lease_args(grace_period));
     args
+}
+
+/// Lease and status heartbeats well inside the node monitor grace period (upstream pairs a 40 s
+/// lease with a 40 s grace period, renewed every quarter of it), so a short grace period in a
+/// test does not mark live nodes NotReady.
+fn lease_args(grace_period: u64) -> [String; 4] {
+    let lease = grace_period.clamp(1, 40);
+    let status = (grace_period / 4).clamp(1, 10);
+    [
+        "--lease-duration-seconds".into(),
+        lease.to_string(),
+        "--node-status-update-frequency".into(),
+        status.to_string(),
+    ]
 }
 
 fn node_dir(data_dir: &Path, node: &str) -> PathBuf {
     data_dir.join("nodes").join(node)
 }
 
-/// One `ip netns exec <node ns> svcnet agent ...` per node, output to its agent.log. Each in its
-/// own process group, so a Ctrl-C in the terminal reaches `svcnet up` only and the teardown
-/// happens in order.
+/// One `ip netns exec <node ns> svcnet agent ...` per node (see [`spawn_agent`]).
 fn start_agents(lab: &Lab, state: &mut LabState, running: &mut Running) -> anyhow::Result<()> {
-    use std::os::unix::process::CommandExt;
-    let exe = std::env::current_exe().context("locating the svcnet binary")?;
     for node in &lab.nodes {
-        let dir = node_dir(&state.data_dir, &node.name);
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let log = File::create(dir.join("agent.log"))?;
-        let child = Command::new("ip")
-            .args(["netns", "exec", &node.namespace])
-            .arg(&exe)
-            .args(agent_args(lab, node, &state.data_dir))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .with_context(|| format!("starting the agent of {}", node.name))?;
+        let child = spawn_agent(lab, node, &state.data_dir, running.grace_period)?;
         state.agents.push(AgentPid {
             node: node.name.clone(),
             pid: child.id(),
@@ -292,6 +300,53 @@ fn start_agents(lab: &Lab, state: &mut LabState, running: &mut Running) -> anyho
         "  agents started on {}",
         lab.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ")
     );
+    Ok(())
+}
+
+/// Starts a node's agent, its output appended to `nodes/<node>/agent.log`. In its own process
+/// group, so a Ctrl-C in the terminal reaches `svcnet up` only and the teardown happens in order.
+fn spawn_agent(lab: &Lab, node: &plan::Node, data_dir: &Path, grace_period: u64) -> anyhow::Result<Child> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().context("locating the svcnet binary")?;
+    let dir = node_dir(data_dir, &node.name);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("agent.log"))?;
+    Command::new("ip")
+        .args(["netns", "exec", &node.namespace])
+        .arg(&exe)
+        .args(agent_args(lab, node, data_dir, grace_period))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("starting the agent of {}", node.name))
+}
+
+/// Restarts agents that exited, as a kubelet's service manager does; the pods they ran keep
+/// running under their shims and the new agent adopts them.
+fn restart_exited_agents(lab: &Lab, state: &mut LabState, running: &mut Running) -> anyhow::Result<()> {
+    let mut changed = false;
+    for (i, node) in lab.nodes.iter().enumerate() {
+        let grace_period = running.grace_period;
+        let Some(agent) = running.agents.get_mut(i) else {
+            continue;
+        };
+        if let Some(status) = agent.try_wait()? {
+            println!("  agent of {} exited ({status}); restarting it", node.name);
+            *agent = spawn_agent(lab, node, &state.data_dir, grace_period)?;
+            if let Some(recorded) = state.agents.get_mut(i) {
+                recorded.pid = agent.id();
+            }
+            changed = true;
+        }
+    }
+    if changed {
+        state.save()?;
+    }
     Ok(())
 }
 
@@ -447,11 +502,16 @@ mod tests {
             zones: vec!["z1".into()],
         })
         .unwrap();
-        let args = agent_args(&lab, &lab.nodes[1], Path::new("/d"));
+        let args = agent_args(&lab, &lab.nodes[1], Path::new("/d"), 4);
         assert_eq!(
             args.join(" "),
             "agent --node node2 --server http://192.168.77.1:6443 --node-ip 192.168.77.12 \
-             --cni flannel-vxlan --data-dir /d/nodes/node2 --netns-prefix ab --zone z1"
+             --cni flannel-vxlan --data-dir /d/nodes/node2 --netns-prefix ab --zone z1 \
+             --lease-duration-seconds 4 --node-status-update-frequency 1"
+        );
+        assert_eq!(
+            lease_args(40).join(" "),
+            "--lease-duration-seconds 40 --node-status-update-frequency 10"
         );
     }
 

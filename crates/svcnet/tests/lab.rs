@@ -34,7 +34,8 @@ impl Lab {
             .arg("--data-dir")
             .arg(data_dir.path())
             .args(args)
-            .env("SVCNET_LOG", "warn")
+            // Conflicts retried by the controllers are normal; only errors matter here.
+            .env("SVCNET_LOG", "error")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -365,4 +366,290 @@ fn up_without_root_says_so_in_one_line() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("needs root"), "{stderr}");
+}
+
+// ---- Pods (with the node agents) ----
+
+/// A pod as the tests need it.
+#[derive(Debug, Clone)]
+struct PodInfo {
+    name: String,
+    uid: String,
+    ip: String,
+    node: String,
+}
+
+impl Lab {
+    fn post(&self, path: &str, body: &serde_json::Value) {
+        let body = body.to_string();
+        curl(&[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            &body,
+            &self.url(path),
+        ]);
+    }
+
+    fn get(&self, path: &str) -> serde_json::Value {
+        serde_json::from_str(&curl(&[&self.url(path)])).unwrap()
+    }
+
+    /// An echo pod on `node` (no command: the agent runs `svcnet echo` on its ports).
+    fn create_pod(&self, name: &str, node: &str, extra: serde_json::Value) {
+        let mut container = serde_json::json!({"name": "echo", "image": "echo", "ports": [{"containerPort": 8080}]});
+        if let (Some(container), Some(extra)) = (container.as_object_mut(), extra.as_object()) {
+            container.extend(extra.clone());
+        }
+        let pod = serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "labels": {"app": name}},
+            "spec": {"nodeName": node, "containers": [container], "terminationGracePeriodSeconds": 1},
+        });
+        self.post("/api/v1/namespaces/default/pods", &pod);
+    }
+
+    fn pod(&self, name: &str) -> serde_json::Value {
+        self.get(&format!("/api/v1/namespaces/default/pods/{name}"))
+    }
+
+    /// Waits until every pod is Ready with an IP.
+    fn wait_ready(&self, names: &[&str]) -> Vec<PodInfo> {
+        names.iter().map(|name| self.wait_pod(name, true)).collect()
+    }
+
+    fn wait_pod(&self, name: &str, ready: bool) -> PodInfo {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let pod = self.pod(name);
+            if is_ready(&pod) == ready && pod["status"]["podIP"].is_string() {
+                return PodInfo {
+                    name: name.to_string(),
+                    uid: pod["metadata"]["uid"].as_str().unwrap().to_string(),
+                    ip: pod["status"]["podIP"].as_str().unwrap().to_string(),
+                    node: pod["spec"]["nodeName"].as_str().unwrap().to_string(),
+                };
+            }
+            assert!(Instant::now() < deadline, "pod {name} not ready={ready}: {pod}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn pod_ns(&self, pod: &PodInfo) -> String {
+        svcnet_node::pod_netns(&self.prefix, &pod.uid)
+    }
+
+    fn node_ready(&self, node: &str) -> bool {
+        is_ready(&self.get(&format!("/api/v1/nodes/{node}")))
+    }
+
+    fn agent_pid(&self, node: &str) -> u32 {
+        let state = self.state();
+        let agents = state["agents"].as_array().unwrap();
+        let agent = agents.iter().find(|a| a["node"] == node).unwrap();
+        agent["pid"].as_u64().unwrap() as u32
+    }
+}
+
+fn is_ready(object: &serde_json::Value) -> bool {
+    object["status"]["conditions"]
+        .as_array()
+        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+}
+
+/// The echo answer of `GET http://<ip>:8080/` from inside `ns`.
+fn echo_from(ns: &str, ip: &str) -> serde_json::Value {
+    serde_json::from_str(&curl_in(ns, &format!("http://{ip}:8080/"))).unwrap()
+}
+
+fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what} within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+const NODE_IPS: [&str; 3] = ["192.168.77.11", "192.168.77.12", "192.168.77.13"];
+
+/// Pod -> pod (every ordered pair, the client address unchanged), pod -> node and node -> pod.
+fn assert_connectivity_matrix(lab: &Lab, pods: &[PodInfo]) {
+    for from in pods {
+        let ns = lab.pod_ns(from);
+        for to in pods.iter().filter(|p| p.name != from.name) {
+            let answer = echo_from(&ns, &to.ip);
+            assert_eq!(
+                answer["pod"],
+                to.name.as_str(),
+                "{} -> {}: {answer}",
+                from.name,
+                to.name
+            );
+            assert_eq!(
+                answer["clientIP"],
+                from.ip.as_str(),
+                "{} -> {}: {answer}",
+                from.name,
+                to.name
+            );
+        }
+        for node_ip in NODE_IPS {
+            assert!(ping(&ns, node_ip), "{} ({}) -> node {node_ip}", from.name, from.node);
+        }
+    }
+    for (i, node_ip) in NODE_IPS.iter().enumerate() {
+        let node_ns = lab.ns(&format!("node{}", i + 1));
+        for to in pods {
+            let answer = echo_from(&node_ns, &to.ip);
+            assert_eq!(
+                answer["pod"],
+                to.name.as_str(),
+                "node {node_ip} -> {}: {answer}",
+                to.name
+            );
+        }
+    }
+}
+
+/// No process mentions the lab's data dir any more (agents, shims), nothing is in its
+/// namespaces, and the namespaces, routes and files are gone.
+fn assert_all_gone(lab: &Lab, metric: u64) {
+    assert_nothing_left(&lab.prefix, lab.data_dir.path(), metric);
+    let dir = lab.data_dir.path().to_string_lossy().into_owned();
+    let mut left = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains(&dir) && !cmdline.contains(" down ") {
+                left.push(cmdline);
+            }
+        }
+    }
+    assert!(left.is_empty(), "processes left: {left:?}");
+}
+
+#[test]
+fn flannel_pods_connect_probe_and_survive_agent_restarts() {
+    let mut lab = Lab::up(
+        "p",
+        &["--nodes", "3", "--cni", "flannel", "--node-monitor-grace-period", "4"],
+    );
+    let metric = lab.metric();
+    lab.create_pod("a1", "node1", serde_json::json!({}));
+    lab.create_pod("a2", "node1", serde_json::json!({}));
+    lab.create_pod("b", "node2", serde_json::json!({}));
+    lab.create_pod("c", "node3", serde_json::json!({}));
+    let pods = lab.wait_ready(&["a1", "a2", "b", "c"]);
+    assert_connectivity_matrix(&lab, &pods);
+    for pod in &pods {
+        assert!(
+            ipv4_cidr_contains("10.244.0.0/16", &format!("{}/32", pod.ip)),
+            "{pod:?}"
+        );
+    }
+
+    // Readiness: an exec probe on a file the test owns; the EndpointSlice follows the pod.
+    let flag = lab.data_dir.path().join("probe-ok");
+    std::fs::write(&flag, "").unwrap();
+    let probe = serde_json::json!({"readinessProbe": {
+        "exec": {"command": ["test", "-e", flag.to_str().unwrap()]},
+        "periodSeconds": 1, "failureThreshold": 1, "successThreshold": 1}});
+    lab.create_pod("probed", "node2", probe);
+    lab.post(
+        "/api/v1/namespaces/default/services",
+        &serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "probed"},
+            "spec": {"selector": {"app": "probed"}, "ports": [{"port": 80, "targetPort": 8080}]}}),
+    );
+    lab.wait_pod("probed", true);
+    let slice_ready = |lab: &Lab| -> Option<bool> {
+        let slices = lab.get("/apis/discovery.k8s.io/v1/namespaces/default/endpointslices?labelSelector=kubernetes.io/service-name%3Dprobed");
+        let endpoint = slices["items"]
+            .as_array()?
+            .iter()
+            .flat_map(|s| s["endpoints"].as_array().cloned().unwrap_or_default())
+            .next()?;
+        endpoint["conditions"]["ready"].as_bool()
+    };
+    wait_until("slice endpoint ready", Duration::from_secs(10), || {
+        slice_ready(&lab) == Some(true)
+    });
+    std::fs::remove_file(&flag).unwrap();
+    lab.wait_pod("probed", false);
+    wait_until("slice endpoint not ready", Duration::from_secs(10), || {
+        slice_ready(&lab) == Some(false)
+    });
+    std::fs::write(&flag, "").unwrap();
+    lab.wait_pod("probed", true);
+    wait_until("slice endpoint ready again", Duration::from_secs(10), || {
+        slice_ready(&lab) == Some(true)
+    });
+
+    // kill -9 of an agent: svcnet up restarts it, the pods keep running (same container
+    // process, no restart) and keep answering.
+    let a1 = &pods[0];
+    let pid_file = lab
+        .data_dir
+        .path()
+        .join(format!("nodes/node1/pods/{}/echo.pid", a1.uid));
+    let container_pid = std::fs::read_to_string(&pid_file).unwrap();
+    let old_agent = lab.agent_pid("node1");
+    run("kill", &["-9", &old_agent.to_string()]);
+    wait_until("agent restarted", Duration::from_secs(10), || {
+        lab.agent_pid("node1") != old_agent
+    });
+    assert_eq!(echo_from(&lab.ns("node2"), &a1.ip)["pod"], "a1");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(std::fs::read_to_string(&pid_file).unwrap(), container_pid);
+    assert_eq!(lab.pod("a1")["status"]["containerStatuses"][0]["restartCount"], 0);
+    assert!(is_ready(&lab.pod("a1")));
+    assert!(lab.node_ready("node1"));
+
+    // A stopped agent no longer renews its lease: NotReady after the grace period, Ready
+    // again when it goes on.
+    let agent = lab.agent_pid("node3").to_string();
+    run("kill", &["-STOP", &agent]);
+    wait_until("node3 NotReady", Duration::from_secs(15), || !lab.node_ready("node3"));
+    run("kill", &["-CONT", &agent]);
+    wait_until("node3 Ready again", Duration::from_secs(15), || lab.node_ready("node3"));
+
+    lab.down();
+    assert_all_gone(&lab, metric);
+}
+
+/// A 3-node lab in `cni` mode with a pod on every node, all connected.
+fn pods_connect_in(tag: &str, cni: &str, pod_range: &str) -> (Lab, Vec<PodInfo>) {
+    let lab = Lab::up(tag, &["--nodes", "3", "--cni", cni]);
+    for i in 1..=3 {
+        lab.create_pod(&format!("p{i}"), &format!("node{i}"), serde_json::json!({}));
+    }
+    let pods = lab.wait_ready(&["p1", "p2", "p3"]);
+    for pod in &pods {
+        assert!(ipv4_cidr_contains(pod_range, &format!("{}/32", pod.ip)), "{pod:?}");
+    }
+    assert_connectivity_matrix(&lab, &pods);
+    (lab, pods)
+}
+
+#[test]
+fn flannel_vxlan_pods_connect_across_nodes() {
+    let (mut lab, pods) = pods_connect_in("x", "flannel-vxlan", "10.244.0.0/16");
+    let mtu = ip_in(&lab.pod_ns(&pods[0]), &["link", "show", "eth0"]);
+    assert!(mtu.contains("mtu 1450"), "{mtu}");
+    let metric = lab.metric();
+    lab.down();
+    assert_all_gone(&lab, metric);
+}
+
+#[test]
+fn terway_pods_connect_across_nodes_and_from_the_client() {
+    let (mut lab, pods) = pods_connect_in("e", "terway-eniip", "192.168.80.0/20");
+    // Pods are on the VPC: the internet client reaches them through the SLB host and the router.
+    for pod in &pods {
+        assert_eq!(echo_from(&lab.ns("client"), &pod.ip)["pod"], pod.name.as_str());
+    }
+    let metric = lab.metric();
+    lab.down();
+    assert_all_gone(&lab, metric);
 }
