@@ -207,6 +207,14 @@ fn assert_nothing_left(prefix: &str, data_dir: &Path, metric: u64) {
         "host routes left"
     );
     assert!(!data_dir.join("lab.json").exists(), "lab.json left");
+    // Links: the lab never had any on the host, and none points into a lab namespace.
+    let links = String::from_utf8(run("ip", &["-o", "link", "show"]).stdout).unwrap();
+    assert!(
+        !links.contains(&format!("{prefix}-")),
+        "host links into the lab: {links}"
+    );
+    let tables = String::from_utf8(run("nft", &["list", "tables"]).stdout).unwrap();
+    assert!(!tables.contains(prefix), "host nft tables of the lab: {tables}");
 }
 
 /// Every route of every lab namespace stays in the lab's ranges; none is a default route.
@@ -633,12 +641,19 @@ fn pods_connect_in(tag: &str, cni: &str, pod_range: &str) -> (Lab, Vec<PodInfo>)
 }
 
 #[test]
-fn flannel_vxlan_pods_connect_across_nodes() {
+fn flannel_vxlan_pods_connect_and_a_crashed_lab_is_removed() {
     let (mut lab, pods) = pods_connect_in("x", "flannel-vxlan", "10.244.0.0/16");
     let mtu = ip_in(&lab.pod_ns(&pods[0]), &["link", "show", "eth0"]);
     assert!(mtu.contains("mtu 1450"), "{mtu}");
+    // A crash of svcnet up leaves agents, shims and pods running; svcnet down removes them all.
     let metric = lab.metric();
-    lab.down();
+    lab.child.kill().unwrap();
+    lab.child.wait().unwrap();
+    assert!(
+        echo_from(&lab.ns("node1"), &pods[1].ip)["pod"] == "p2",
+        "pods outlive svcnet up"
+    );
+    down(lab.data_dir.path());
     assert_all_gone(&lab, metric);
 }
 
