@@ -27,7 +27,7 @@ pub struct ExecArgs {
     #[arg(long, conflicts_with_all = ["pod", "node"])]
     pub client: bool,
     /// The lab's data dir (its prefix names the namespaces).
-    #[arg(long, env = "SVCNET_DATA_DIR", default_value = "/var/lib/svcnet")]
+    #[arg(long, env = "SVCNET_DATA_DIR", default_value = "/var/lib/svcnet-lab")]
     pub data_dir: PathBuf,
     /// The lab's prefix, when it was named with --name.
     #[arg(long, env = "SVCNET_LAB_NAME")]
@@ -49,7 +49,7 @@ pub struct LogsArgs {
     #[arg(long, env = "SVCNET_SERVER", default_value = "http://127.0.0.1:6443")]
     pub server: String,
     /// The lab's data dir (node agents keep logs under nodes/<node>/pods/<uid>/).
-    #[arg(long, env = "SVCNET_DATA_DIR", default_value = "/var/lib/svcnet")]
+    #[arg(long, env = "SVCNET_DATA_DIR", default_value = "/var/lib/svcnet-lab")]
     pub data_dir: PathBuf,
 }
 

@@ -179,15 +179,9 @@ pub fn vxlan_lines(node_ip: Ipv4Addr, pod_cidr: Cidr) -> Vec<String> {
     ]
 }
 
-/// Whether a link exists in the agent's namespace.
+/// Whether a link exists in the agent's namespace (an ioctl, no process).
 pub fn link_exists(name: &str) -> bool {
-    Command::new("ip")
-        .args(["link", "show", name])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
+    nix::net::if_::if_nametoindex(name).is_ok()
 }
 
 /// Writes a sysctl of the agent's network namespace (`/proc/sys/net` follows the writer).
