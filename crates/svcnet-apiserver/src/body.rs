@@ -151,6 +151,7 @@ pub fn normalise(kind: &str, object: Value) -> Result<(Value, Vec<String>), Stri
         "Deployment" => round_trip::<apps::Deployment>(object),
         "ReplicaSet" => round_trip::<apps::ReplicaSet>(object),
         "StatefulSet" => round_trip::<apps::StatefulSet>(object),
+        "ControllerRevision" => round_trip::<apps::ControllerRevision>(object),
         "ServiceCIDR" => round_trip::<k8s_openapi::api::networking::v1::ServiceCIDR>(object),
         "IPAddress" => round_trip::<k8s_openapi::api::networking::v1::IPAddress>(object),
         other => Err(format!("no type registered for kind {other}")),

@@ -10,13 +10,14 @@
 //! Background deletion (kubectl's default) needs nothing here: the workload controllers delete
 //! what an absent owner owned.
 //!
-//! Owners and their dependents: Deployment -> ReplicaSets, ReplicaSet and StatefulSet -> Pods.
+//! Owners and their dependents: Deployment -> ReplicaSets, ReplicaSet -> Pods, StatefulSet ->
+//! Pods and ControllerRevisions.
 
 use std::fmt::Debug;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::apps::v1::{ControllerRevision, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::NamespaceResourceScope;
@@ -87,21 +88,28 @@ fn replace_in_metadata(meta: &ObjectMeta, field: &str, value: Value) -> Value {
 /// Runs the collector for every owner kind until the process ends.
 pub async fn run(client: kube::Client, _config: ControllerConfig) -> anyhow::Result<()> {
     tokio::join!(
-        collect::<Deployment, ReplicaSet>(client.clone()),
-        collect::<ReplicaSet, Pod>(client.clone()),
-        collect::<StatefulSet, Pod>(client),
+        collect::<Deployment>(client.clone(), OwnerKind::Deployment),
+        collect::<ReplicaSet>(client.clone(), OwnerKind::ReplicaSet),
+        collect::<StatefulSet>(client, OwnerKind::StatefulSet),
     );
     Ok(())
+}
+
+/// The owner kinds whose deletion this collector propagates; each names its dependents.
+#[derive(Debug, Clone, Copy)]
+enum OwnerKind {
+    Deployment,
+    ReplicaSet,
+    StatefulSet,
 }
 
 trait Namespaced: Resource<DynamicType = (), Scope = NamespaceResourceScope> {}
 impl<K: Resource<DynamicType = (), Scope = NamespaceResourceScope>> Namespaced for K {}
 
 /// Watches owners of kind `O` and carries out the propagation each deleted one asks for.
-async fn collect<O, D>(client: kube::Client)
+async fn collect<O>(client: kube::Client, kind: OwnerKind)
 where
     O: Namespaced + Clone + DeserializeOwned + Serialize + Debug + Send + Sync + 'static,
-    D: Namespaced + Clone + DeserializeOwned + Serialize + Debug + Send + Sync + 'static,
 {
     let owners = watcher(Api::<O>::all(client.clone()), watcher::Config::default())
         .default_backoff()
@@ -116,30 +124,31 @@ where
             }
         };
         if pending(owner.meta()).is_some() {
-            tokio::spawn(propagate::<O, D>(client.clone(), owner));
+            tokio::spawn(propagate::<O>(client.clone(), kind, owner));
         }
     }
 }
 
 /// Works on one deleted owner until its finalizer is gone (or it is).
-async fn propagate<O, D>(client: kube::Client, owner: O)
+async fn propagate<O>(client: kube::Client, kind: OwnerKind, owner: O)
 where
     O: Namespaced + Clone + DeserializeOwned + Serialize + Debug + Send + Sync + 'static,
-    D: Namespaced + Clone + DeserializeOwned + Serialize + Debug + Send + Sync + 'static,
 {
     let meta = owner.meta();
     let (Some(namespace), Some(name)) = (meta.namespace.clone(), meta.name.clone()) else {
         return;
     };
     let owners = Api::<O>::namespaced(client.clone(), &namespace);
-    let dependents = Api::<D>::namespaced(client, &namespace);
     loop {
         let Ok(Some(owner)) = owners.get_opt(&name).await else {
             return;
         };
-        let result = match pending(owner.meta()) {
-            None => return,
-            Some(step) => step_once(&owners, &dependents, owner.meta(), step).await,
+        let Some(step) = pending(owner.meta()) else {
+            return;
+        };
+        let result = match settle_dependents(&client, kind, owner.meta(), step).await {
+            Ok(true) => remove_finalizer(&owners, owner.meta(), step).await.map(|()| true),
+            other => other,
         };
         match result {
             Ok(true) => return,
@@ -150,18 +159,33 @@ where
     }
 }
 
-/// One pass; true once the owner's finalizer is removed.
-async fn step_once<O, D>(
-    owners: &Api<O>,
-    dependents: &Api<D>,
+/// One pass over every dependent kind of the owner; true once none is left to wait for.
+async fn settle_dependents(
+    client: &kube::Client,
+    kind: OwnerKind,
     owner: &ObjectMeta,
     step: Pending,
-) -> anyhow::Result<bool>
+) -> anyhow::Result<bool> {
+    let namespace = owner.namespace.as_deref().unwrap_or_default();
+    let uid = owner.uid.as_deref().unwrap_or_default();
+    Ok(match kind {
+        OwnerKind::Deployment => settle::<ReplicaSet>(&Api::namespaced(client.clone(), namespace), uid, step).await?,
+        OwnerKind::ReplicaSet => settle::<Pod>(&Api::namespaced(client.clone(), namespace), uid, step).await?,
+        OwnerKind::StatefulSet => {
+            let pods = settle::<Pod>(&Api::namespaced(client.clone(), namespace), uid, step).await?;
+            let revisions =
+                settle::<ControllerRevision>(&Api::namespaced(client.clone(), namespace), uid, step).await?;
+            pods && revisions
+        }
+    })
+}
+
+/// Orphan: every dependent of one kind lets go of the owner. Foreground: they are deleted, and
+/// the pass is done once they are gone.
+async fn settle<D>(dependents: &Api<D>, uid: &str, step: Pending) -> anyhow::Result<bool>
 where
-    O: Namespaced + Clone + DeserializeOwned + Serialize + Debug,
     D: Namespaced + Clone + DeserializeOwned + Serialize + Debug,
 {
-    let uid = owner.uid.as_deref().unwrap_or_default();
     let owned: Vec<D> = dependents
         .list(&ListParams::default())
         .await?
@@ -175,31 +199,38 @@ where
                 let refs = without_owner(dependent.meta().owner_references.as_deref().unwrap_or_default(), uid);
                 patch_metadata(dependents, dependent.meta(), "ownerReferences", json!(refs)).await?;
             }
-            remove_finalizer(owners, owner, ORPHAN_FINALIZER).await?;
-            Ok(true)
-        }
-        Pending::Foreground if owned.is_empty() => {
-            remove_finalizer(owners, owner, FOREGROUND_FINALIZER).await?;
             Ok(true)
         }
         Pending::Foreground => {
+            // Dependents that own things themselves go in the foreground too; the others
+            // (pods, revisions) have nothing to wait for, and no collector to lift the
+            // finalizer, so they go in the background.
+            let policy = if D::kind(&()) == "ReplicaSet" {
+                PropagationPolicy::Foreground
+            } else {
+                PropagationPolicy::Background
+            };
             let foreground = DeleteParams {
-                propagation_policy: Some(PropagationPolicy::Foreground),
+                propagation_policy: Some(policy),
                 ..DeleteParams::default()
             };
             for dependent in owned.iter().filter(|d| d.meta().deletion_timestamp.is_none()) {
                 let name = dependent.meta().name.as_deref().unwrap_or_default();
                 dependents.delete(name, &foreground).await?;
             }
-            Ok(false)
+            Ok(owned.is_empty())
         }
     }
 }
 
-async fn remove_finalizer<O>(owners: &Api<O>, owner: &ObjectMeta, finalizer: &str) -> anyhow::Result<()>
+async fn remove_finalizer<O>(owners: &Api<O>, owner: &ObjectMeta, step: Pending) -> anyhow::Result<()>
 where
     O: Namespaced + Clone + DeserializeOwned + Debug,
 {
+    let finalizer = match step {
+        Pending::Orphan => ORPHAN_FINALIZER,
+        Pending::Foreground => FOREGROUND_FINALIZER,
+    };
     let left: Vec<&String> = owner
         .finalizers
         .as_deref()

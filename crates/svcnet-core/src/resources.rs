@@ -129,6 +129,16 @@ pub const RESOURCES: &[ResourceInfo] = &[
         true
     ),
     resource!(
+        "apps",
+        "ControllerRevision",
+        "controllerrevisions",
+        "controllerrevision",
+        true,
+        NONE,
+        NONE,
+        false
+    ),
+    resource!(
         "networking.k8s.io",
         "ServiceCIDR",
         "servicecidrs",
@@ -183,7 +193,7 @@ mod tests {
             by_kind("EndpointSlice").unwrap().qualified_plural(),
             "endpointslices.discovery.k8s.io"
         );
-        assert_eq!(in_group_version("apps", "v1").count(), 3);
+        assert_eq!(in_group_version("apps", "v1").count(), 4);
         assert!(by_plural("apps", "services").is_none());
     }
 }

@@ -201,6 +201,12 @@ fn columns(kind: &str) -> Vec<Column> {
             wide("Containers", CONTAINERS_DESC),
             wide("Images", IMAGES_DESC),
         ],
+        "ControllerRevision" => vec![
+            NAME,
+            col("Controller", "Controller of the object"),
+            integer("Revision", "Revision indicates the revision of the state represented by Data."),
+            AGE,
+        ],
         "Lease" => vec![NAME, col("Holder", LEASE_HOLDER_DESC), AGE],
         "ServiceCIDR" => vec![NAME, col("CIDRs", "list of IP prefixes (CIDRs) assigned to this ServiceCIDR"), AGE],
         "IPAddress" => vec![NAME, col("ParentRef", "the object the IP address is assigned to")],
@@ -243,6 +249,12 @@ pub fn row_cells(kind: &str, obj: &Value, now: Timestamp) -> Vec<Value> {
         "Deployment" => deployment_cells(obj, now),
         "ReplicaSet" => replica_set_cells(obj, now),
         "StatefulSet" => stateful_set_cells(obj, now),
+        "ControllerRevision" => vec![
+            name(obj),
+            Value::from(controller_of(obj)),
+            obj.get("revision").cloned().unwrap_or(Value::from(0)),
+            age(obj, now),
+        ],
         "Lease" => vec![name(obj), text(obj, "/spec/holderIdentity"), age(obj, now)],
         "ServiceCIDR" => vec![
             name(obj),
@@ -251,6 +263,22 @@ pub fn row_cells(kind: &str, obj: &Value, now: Timestamp) -> Vec<Value> {
         ],
         "IPAddress" => vec![name(obj), Value::from(parent_ref(obj))],
         _ => vec![name(obj), age(obj, now)],
+    }
+}
+
+/// `statefulset.apps/db`: the controller owner as `kind.group/name`, or `<none>`.
+fn controller_of(obj: &Value) -> String {
+    let owner = array_at(obj, "/metadata/ownerReferences")
+        .iter()
+        .find(|r| r.get("controller").and_then(Value::as_bool) == Some(true));
+    let Some(owner) = owner else {
+        return "<none>".into();
+    };
+    let field = |f: &str| owner.get(f).and_then(Value::as_str).unwrap_or("");
+    let kind = field("kind").to_lowercase();
+    match field("apiVersion").rsplit_once('/') {
+        Some((group, _)) => format!("{kind}.{group}/{}", field("name")),
+        None => format!("{kind}/{}", field("name")),
     }
 }
 

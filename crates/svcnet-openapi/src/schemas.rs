@@ -41,6 +41,7 @@ fn with_kind(gen: Option<&mut SchemaGenerator>, group: &str, kind: &str) -> Opti
         ("apps", "Deployment") => add::<apps::v1::Deployment>(gen),
         ("apps", "ReplicaSet") => add::<apps::v1::ReplicaSet>(gen),
         ("apps", "StatefulSet") => add::<apps::v1::StatefulSet>(gen),
+        ("apps", "ControllerRevision") => add::<apps::v1::ControllerRevision>(gen),
         ("networking.k8s.io", "ServiceCIDR") => add::<networking::v1::ServiceCIDR>(gen),
         ("networking.k8s.io", "IPAddress") => add::<networking::v1::IPAddress>(gen),
         _ => return None,

@@ -256,6 +256,45 @@ fn kubectl_1_33_workloads() {
     let rows: Vec<Vec<&str>> = pods.lines().map(|l| l.split_whitespace().collect()).collect();
     assert_eq!(rows, [["db-0", "db-0", "db"], ["db-1", "db-1", "db"]]);
 
+    // Its history lives in ControllerRevisions: a new image is revision 2, undo makes the first
+    // template revision 3 again.
+    let revisions = k.ok(&["get", "controllerrevisions", "--no-headers"]);
+    let row: Vec<&str> = revisions.split_whitespace().collect();
+    assert_eq!(row[1..3], ["statefulset.apps/db", "1"], "{revisions}");
+    let first = row[0].to_string();
+    assert_eq!(
+        k.ok(&["set", "image", "statefulset/db", "clickhouse=clickhouse:25"]),
+        "statefulset.apps/db image updated\n"
+    );
+    roll_out(&k, "statefulset/db", "app=db", "complete");
+    let history = k.ok(&["rollout", "history", "statefulset/db"]);
+    let numbers: Vec<&str> = history
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(numbers, ["1", "2"], "{history}");
+    assert_eq!(
+        k.ok(&["rollout", "undo", "statefulset/db"]),
+        "statefulset.apps/db rolled back\n"
+    );
+    roll_out(&k, "statefulset/db", "app=db", "complete");
+    let image = k.ok(&[
+        "get",
+        "statefulset",
+        "db",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ]);
+    assert_eq!(image, "clickhouse:24");
+    let numbered = k.ok(&[
+        "get",
+        "controllerrevisions",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.name}={.revision}{\"\\n\"}{end}",
+    ]);
+    assert!(numbered.lines().any(|l| l == format!("{first}=3")), "{numbered}");
+
     // Bad input.
     let manifest = k.file("bad.yaml", BAD);
     let err = k.fails(&["apply", "-f", &manifest]);

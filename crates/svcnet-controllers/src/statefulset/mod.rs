@@ -6,6 +6,7 @@
 //!
 //! Start with [`sync`], the pure part; this module is the shell (watches, queue, writes).
 
+pub mod revisions;
 pub mod sync;
 
 #[cfg(test)]
@@ -16,7 +17,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use jiff::Timestamp;
-use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -34,20 +35,26 @@ use crate::ControllerConfig;
 pub async fn run(client: kube::Client, _config: ControllerConfig) -> anyhow::Result<()> {
     let (sets, set_writer) = reflector::store();
     let (pods, pod_writer) = reflector::store();
+    let (revisions, revision_writer) = reflector::store();
     let controller = Arc::new(Controller {
         client: client.clone(),
         sets,
         pods,
+        revisions,
         queue: WorkQueue::new(),
         events: Recorder::new(client.clone(), "statefulset-controller"),
     });
     let set_watch = informer::watch(Api::<StatefulSet>::all(client.clone()), set_writer, |event| {
         controller.on_set(event)
     });
-    let pod_watch = informer::watch(Api::<Pod>::all(client), pod_writer, |event| controller.on_pod(event));
+    let pod_watch = informer::watch(Api::<Pod>::all(client.clone()), pod_writer, |event| {
+        controller.on_pod(event)
+    });
+    let revision_watch = informer::watch(Api::<ControllerRevision>::all(client), revision_writer, |_| {});
     let workers = async {
         let _ = controller.sets.wait_until_ready().await;
         let _ = controller.pods.wait_until_ready().await;
+        let _ = controller.revisions.wait_until_ready().await;
         let sync_controller = Arc::clone(&controller);
         informer::run_workers(Arc::clone(&controller.queue), informer::WORKERS, move |key| {
             let controller = Arc::clone(&sync_controller);
@@ -55,7 +62,7 @@ pub async fn run(client: kube::Client, _config: ControllerConfig) -> anyhow::Res
         })
         .await;
     };
-    tokio::join!(set_watch, pod_watch, workers);
+    tokio::join!(set_watch, pod_watch, revision_watch, workers);
     Ok(())
 }
 
@@ -63,6 +70,7 @@ struct Controller {
     client: kube::Client,
     sets: Store<StatefulSet>,
     pods: Store<Pod>,
+    revisions: Store<ControllerRevision>,
     queue: Arc<WorkQueue>,
     events: Recorder,
 }
@@ -147,6 +155,9 @@ impl Controller {
         };
         let pods: Vec<Arc<Pod>> = self.pods.state_filter(|p| in_namespace(&p.metadata, &key.namespace));
         let pod_refs: Vec<&Pod> = pods.iter().map(Arc::as_ref).collect();
+        if set.metadata.deletion_timestamp.is_none() {
+            self.keep_history(&set, &pod_refs).await?;
+        }
         let plan = sync::plan(&set, &pod_refs, Timestamp::now());
         let api = self.pod_api(&key.namespace);
         let params = PostParams::default();
@@ -199,18 +210,72 @@ impl Controller {
         Ok(plan.requeue_after)
     }
 
-    /// Deletes pods that name `key` as their StatefulSet but belong to one that is gone.
-    async fn delete_orphans(&self, key: &ObjectKey, cached_uid: Option<&str>) -> anyhow::Result<()> {
-        let orphans: Vec<Arc<Pod>> = self.pods.state_filter(|p| {
-            in_namespace(&p.metadata, &key.namespace)
-                && !is_terminating(p)
-                && controlled_by(&p.metadata, "StatefulSet")
-                    .is_some_and(|o| o.name == key.name && Some(o.uid.as_str()) != cached_uid)
+    /// Writes the set's ControllerRevisions as [`revisions::plan`] asks.
+    async fn keep_history(&self, set: &StatefulSet, pods: &[&Pod]) -> anyhow::Result<()> {
+        let uid = set.metadata.uid.as_deref().unwrap_or_default();
+        let namespace = set.metadata.namespace.as_deref().unwrap_or_default();
+        let owned = self.revisions.state_filter(|r| {
+            in_namespace(&r.metadata, namespace)
+                && controlled_by(&r.metadata, "StatefulSet").is_some_and(|o| o.uid == uid)
         });
-        if orphans.is_empty() {
+        let owned_refs: Vec<&ControllerRevision> = owned.iter().map(Arc::as_ref).collect();
+        let owned_pods: Vec<&Pod> = pods
+            .iter()
+            .copied()
+            .filter(|p| controlled_by(&p.metadata, "StatefulSet").is_some_and(|o| o.uid == uid))
+            .collect();
+        let plan = revisions::plan(set, &owned_refs, &owned_pods);
+        let api: Api<ControllerRevision> = Api::namespaced(self.client.clone(), namespace);
+        if let Some(revision) = &plan.create {
+            match api.create(&PostParams::default(), revision).await {
+                Ok(_) => {}
+                // The cache has not seen it yet.
+                Err(err) if api_code(&err) == Some(409) => {}
+                Err(err) => return Err(err).context("creating a ControllerRevision"),
+            }
+        }
+        if let Some((name, number)) = &plan.renumber {
+            let patch = serde_json::json!({"revision": number});
+            api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .context("renumbering a ControllerRevision")?;
+        }
+        for name in &plan.delete {
+            let uid = owned
+                .iter()
+                .find(|r| r.metadata.name.as_deref() == Some(name.as_str()))
+                .and_then(|r| r.metadata.uid.clone())
+                .unwrap_or_default();
+            delete_if_uid(&api, name, &uid)
+                .await
+                .context("deleting an old ControllerRevision")?;
+        }
+        Ok(())
+    }
+
+    /// Deletes pods and revisions that name `key` as their StatefulSet but belong to one that is
+    /// gone.
+    async fn delete_orphans(&self, key: &ObjectKey, cached_uid: Option<&str>) -> anyhow::Result<()> {
+        let of_a_gone_set = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+            in_namespace(meta, &key.namespace)
+                && controlled_by(meta, "StatefulSet")
+                    .is_some_and(|o| o.name == key.name && Some(o.uid.as_str()) != cached_uid)
+        };
+        let orphans: Vec<Arc<Pod>> = self
+            .pods
+            .state_filter(|p| !is_terminating(p) && of_a_gone_set(&p.metadata));
+        let old_revisions = self.revisions.state_filter(|r| of_a_gone_set(&r.metadata));
+        if orphans.is_empty() && old_revisions.is_empty() {
             return Ok(());
         }
         let live = live_uid(&self.set_api(&key.namespace), &key.name).await?;
+        let revision_api: Api<ControllerRevision> = Api::namespaced(self.client.clone(), &key.namespace);
+        for revision in old_revisions {
+            if controlled_by(&revision.metadata, "StatefulSet").map(|o| o.uid.as_str()) != live.as_deref() {
+                let name = revision.metadata.name.as_deref().unwrap_or("");
+                delete_if_uid(&revision_api, name, revision.metadata.uid.as_deref().unwrap_or("")).await?;
+            }
+        }
         let api = self.pod_api(&key.namespace);
         for pod in orphans {
             if controlled_by(&pod.metadata, "StatefulSet").map(|o| o.uid.as_str()) == live.as_deref() {
