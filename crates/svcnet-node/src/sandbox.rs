@@ -119,7 +119,12 @@ impl SandboxSpec {
                 lines.push(format!("link set {veth} up"));
                 lines.push(format!("route replace {}/32 dev {veth}", self.ip));
             }
-            _ => lines.push(format!("link set {veth} master {BRIDGE} up")),
+            _ => {
+                lines.push(format!("link set {veth} master {BRIDGE} up"));
+                // Hairpin, as flannel's bridge plugin sets it: a pod reaching its own Service
+                // address gets the DNATed packet back out of the port it came in on.
+                lines.push(format!("link set {veth} type bridge_slave hairpin on"));
+            }
         }
         lines
     }
@@ -300,6 +305,7 @@ mod tests {
                 "netns add sn1-p-abc",
                 "link add vethabc mtu 1500 type veth peer name eth0 mtu 1500 netns sn1-p-abc",
                 "link set vethabc master cni0 up",
+                "link set vethabc type bridge_slave hairpin on",
             ]
         );
         assert_eq!(

@@ -570,6 +570,26 @@ async fn flannel_pods_run_talk_probe_survive_restart_and_go_away() {
     assert!(!netns::exists(&a_ns));
     assert!(!Path::new("/etc/netns").join(&a_ns).exists());
     assert!(!svcnet_node::shim::alive(a_pid));
+
+    // A pod force-deleted while its agent is down: the restarted agent removes what is left.
+    let b_pid: i32 = read(&lab.pod_dir(&b).join("main.pid")).trim().parse().unwrap();
+    lab.kill_agent("node2");
+    let force = DeleteParams {
+        grace_period_seconds: Some(0),
+        ..DeleteParams::default()
+    };
+    lab.pods().delete("client-b", &force).await.unwrap();
+    assert!(
+        netns::exists(&b_ns),
+        "nothing removes the sandbox while the agent is down"
+    );
+    lab.start_agent(1);
+    eventually("client-b's sandbox removed by the restarted agent", || {
+        let gone = !netns::exists(&b_ns) && !svcnet_node::shim::alive(b_pid);
+        async move { gone.then_some(()) }
+    })
+    .await;
+    assert!(!Path::new("/etc/netns").join(&b_ns).exists());
 }
 
 /// Pods on two nodes reach each other and the other node in `cni` mode.
