@@ -35,6 +35,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         zones: args.zones.clone(),
     })?;
     clear_previous(&data_dir)?;
+    refuse_taken_name(&lab)?;
     let host_listener = std::net::TcpListener::bind(args.listen)
         .with_context(|| format!("listening on {} (is another lab or server using it?)", args.listen))?;
     reset_run_dirs(&data_dir)?;
@@ -89,16 +90,18 @@ impl Running {
     }
 }
 
-/// A channel that turns true on SIGINT or SIGTERM.
+/// A channel that turns true on SIGINT, SIGTERM or SIGHUP (the terminal went away).
 fn stop_on_signals() -> anyhow::Result<watch::Receiver<bool>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
+    let mut hangup = signal(SignalKind::hangup())?;
     let (sender, receiver) = watch::channel(false);
     tokio::spawn(async move {
         tokio::select! {
             _ = interrupt.recv() => {}
             _ = terminate.recv() => {}
+            _ = hangup.recv() => {}
         }
         let _ = sender.send(true);
     });
@@ -128,6 +131,19 @@ fn clear_previous(data_dir: &Path) -> anyhow::Result<()> {
     );
     teardown::teardown(&previous, false);
     LabState::remove(data_dir)
+}
+
+/// Another lab (another data dir) may already use this name: its namespaces must not be touched,
+/// so nothing is recorded or made.
+fn refuse_taken_name(lab: &Lab) -> anyhow::Result<()> {
+    if let Some(taken) = lab.namespaces.iter().find(|ns| netns::exists(&ns.name)) {
+        bail!(
+            "lab name {} is in use (network namespace {} exists): pick another --name, or remove that lab with svcnet down",
+            lab.prefix,
+            taken.name
+        );
+    }
+    Ok(())
 }
 
 /// A fresh store and fresh node dirs: a lab starts empty, like a new cluster.

@@ -344,6 +344,17 @@ fn terway_router_routes_follow_the_node_objects() {
 fn two_labs_side_by_side_own_their_routes() {
     let mut a = Lab::up("a", &["--nodes", "1", "--no-agents"]);
     let b = Lab::up("b", &["--nodes", "1", "--cni", "flannel-vxlan", "--no-agents"]);
+    // A third lab may not take b's name: it must fail without touching b.
+    let other_dir = tempfile::tempdir().unwrap();
+    let taken = Command::new(SVCNET)
+        .args(["up", "--no-agents", "--nodes", "1", "--name", &b.prefix, "--listen"])
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .arg("--data-dir")
+        .arg(other_dir.path())
+        .output()
+        .unwrap();
+    assert!(!taken.status.success());
+    assert!(String::from_utf8_lossy(&taken.stderr).contains("is in use"));
     let (metric_a, metric_b) = (a.metric(), b.metric());
     assert_ne!(metric_a, metric_b);
     assert!(ping(&a.ns("node1"), "192.168.77.1"));
@@ -542,7 +553,23 @@ fn assert_all_gone(lab: &Lab, metric: u64) {
 fn flannel_pods_connect_probe_and_survive_agent_restarts() {
     let mut lab = Lab::up(
         "p",
-        &["--nodes", "3", "--cni", "flannel", "--node-monitor-grace-period", "4"],
+        &[
+            "--nodes",
+            "3",
+            "--cni",
+            "flannel",
+            "--node-monitor-grace-period",
+            "4",
+            "--zones",
+            "za,zb",
+        ],
+    );
+    let zone = |node: &str| {
+        lab.get(&format!("/api/v1/nodes/{node}"))["metadata"]["labels"]["topology.kubernetes.io/zone"].clone()
+    };
+    assert_eq!(
+        (zone("node1"), zone("node2"), zone("node3")),
+        ("za".into(), "zb".into(), "za".into())
     );
     let metric = lab.metric();
     lab.create_pod("a1", "node1", serde_json::json!({}));
@@ -636,6 +663,12 @@ fn pods_connect_in(tag: &str, cni: &str, pod_range: &str) -> (Lab, Vec<PodInfo>)
     for pod in &pods {
         assert!(ipv4_cidr_contains(pod_range, &format!("{}/32", pod.ip)), "{pod:?}");
     }
+    // With the agents' pod routes in place, still nothing but the pods routes out of the lab.
+    let hosts: Vec<String> = ["vpc", "node1", "node2", "node3", "slb", "client"]
+        .iter()
+        .map(|n| lab.ns(n))
+        .collect();
+    assert_routes_stay_inside(&lab, &hosts);
     assert_connectivity_matrix(&lab, &pods);
     (lab, pods)
 }
