@@ -60,6 +60,9 @@ pub fn size_limit(query: &Query<'_>, transport: Transport) -> usize {
 /// Answers a parsed query.
 pub fn respond(zone: &Zone, query: &Query<'_>, out: &mut [u8], transport: Transport) -> Outcome {
     let mut reply = Reply::start(out, size_limit(query, transport), query);
+    // RA says whether recursion is available: it is when an upstream is configured (as
+    // kube-dns; CoreDNS clears RA, which makes nslookup complain, dns-spec.md §7 row 1).
+    reply.recursion = zone.forwarding;
     if query.qclass != CLASS_IN {
         return Outcome::Reply(reply.finish(rcode::REFUSED, false));
     }
@@ -567,6 +570,7 @@ struct Reply<'o, 'q> {
     /// Additional records that do not fit are dropped without TC (RFC 2181 §9).
     additional_full: bool,
     section: Section,
+    recursion: bool,
 }
 
 impl<'o, 'q> Reply<'o, 'q> {
@@ -589,6 +593,7 @@ impl<'o, 'q> Reply<'o, 'q> {
             stopped: false,
             additional_full: false,
             section: Section::Answer,
+            recursion: false,
         }
     }
 
@@ -691,6 +696,9 @@ impl<'o, 'q> Reply<'o, 'q> {
         }
         if self.stopped {
             flags |= 0x0200;
+        }
+        if self.recursion {
+            flags |= 0x0080;
         }
         self.w.set_u16(2, flags);
         self.w.set_u16(6, self.counts[0]);

@@ -9,5 +9,11 @@
 //! where this server follows the RFCs rather than CoreDNS.
 
 pub mod answer;
+pub mod bench;
+pub mod cli;
+pub mod metrics;
+pub mod server;
+pub mod upstream;
+pub mod watch;
 pub mod wire;
 pub mod zone;

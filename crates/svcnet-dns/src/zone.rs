@@ -279,14 +279,17 @@ pub fn zone(
     cluster.zone
 }
 
+/// `(namespace, name)` of a namespaced object.
+type ObjectId = (Box<str>, Box<str>);
+
 /// The index behind the snapshots: the current zone plus what is needed to undo an object's
 /// contribution when it changes or goes away.
 pub struct Cluster {
     pub zone: Zone,
     /// `(namespace, slice name)` → the Service the slice was filed under.
-    slice_owner: HashMap<(Box<str>, Box<str>), Arc<[u8]>>,
+    slice_owner: HashMap<ObjectId, Arc<[u8]>>,
     /// `(namespace, pod name)` → the pod IP key it contributed.
-    pod_key: HashMap<(Box<str>, Box<str>), Box<[u8]>>,
+    pod_key: HashMap<ObjectId, Box<[u8]>>,
     /// Set whenever a change altered answers; the serial is bumped on publish.
     pub changed: bool,
 }
@@ -355,7 +358,7 @@ impl Cluster {
         let (Some(namespace), Some(name)) = (&slice.metadata.namespace, &slice.metadata.name) else {
             return;
         };
-        let id: (Box<str>, Box<str>) = (namespace.as_str().into(), name.as_str().into());
+        let id: ObjectId = (namespace.as_str().into(), name.as_str().into());
         let owner = slice
             .metadata
             .labels
@@ -392,7 +395,7 @@ impl Cluster {
         if !deleted && pod.metadata.deletion_timestamp.is_some() {
             return;
         }
-        let id: (Box<str>, Box<str>) = (namespace.as_str().into(), name.as_str().into());
+        let id: ObjectId = (namespace.as_str().into(), name.as_str().into());
         let new = if deleted { None } else { pod_ip_key(pod) };
         let old = self.pod_key.remove(&id);
         if old == new {
