@@ -102,6 +102,13 @@ pub async fn run(args: EchoArgs) -> anyhow::Result<()> {
             }
         }
     }
+    // One line for `svcnet logs`, once every port listens.
+    println!(
+        "svcnet echo: pod {:?} on node {:?} serving {}",
+        me.pod,
+        me.node,
+        specs.join(", ")
+    );
     while let Some(done) = tasks.join_next().await {
         done??;
     }

@@ -498,6 +498,9 @@ async fn flannel_pods_run_talk_probe_survive_restart_and_go_away() {
         "192.168.77.12"
     );
 
+    // The echo's own output is captured too.
+    assert!(read(&lab.pod_dir(&a).join("echo.log")).contains("serving 8080/tcp, 5353/udp"));
+
     // The pod's files and env.
     let resolv = read(&Path::new("/etc/netns").join(&b_ns).join("resolv.conf"));
     assert!(resolv.contains("search default.svc.cluster.local svc.cluster.local cluster.local"));
