@@ -75,13 +75,19 @@ pub fn parse_unreachable_metrics(text: &str, cidrs: &[&str]) -> Vec<u32> {
         .collect()
 }
 
-/// Adds the host's `unreachable` routes for the lab's ranges.
+/// Adds the host's `unreachable` routes for the lab's ranges, one at a time: when one fails (say,
+/// another lab took the same metric a moment ago), the routes added so far are removed again and
+/// nothing of another lab is touched.
 pub fn add_host_routes(cidrs: &[String], metric: u32) -> anyhow::Result<()> {
-    let lines: Vec<String> = cidrs
-        .iter()
-        .map(|cidr| format!("route add unreachable {cidr} metric {metric}"))
-        .collect();
-    netns::ip_batch(None, &lines).context("adding the host's unreachable routes for the lab")
+    for (i, cidr) in cidrs.iter().enumerate() {
+        let metric_text = metric.to_string();
+        let added = netns::ip(&["route", "add", "unreachable", cidr, "metric", &metric_text]);
+        if let Err(error) = added {
+            delete_host_routes(&cidrs[..i], metric);
+            return Err(error.context("adding the host's unreachable routes for the lab"));
+        }
+    }
+    Ok(())
 }
 
 /// Removes them again; routes already gone are fine.

@@ -189,7 +189,7 @@ async fn run(
         state.data_dir.display()
     );
     build::build(lab)?;
-    build::add_host_routes(&state.host_routes, state.route_metric)?;
+    add_host_routes(state)?;
     println!("  network namespaces and links ready ({:.0?})", started.elapsed());
     let client = start_control_plane(args, lab, state, host_listener, running)?;
     println!("  API server on {} (host) and {} (lab)", state.server, lab_url());
@@ -212,6 +212,28 @@ async fn run(
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
         restart_exited_agents(lab, state, running)?;
+    }
+}
+
+/// The host routes at the recorded metric, or at the next free one when another lab took it in
+/// the meantime (the record follows, so a teardown removes exactly these).
+fn add_host_routes(state: &mut LabState) -> anyhow::Result<()> {
+    let mut attempts = 0;
+    loop {
+        match build::add_host_routes(&state.host_routes, state.route_metric) {
+            Ok(()) => return Ok(()),
+            Err(error) if attempts >= 10 => {
+                // Nothing of ours is on the host: the teardown must not remove another lab's.
+                state.host_routes.clear();
+                return Err(error);
+            }
+            Err(_) => {
+                attempts += 1;
+                let cidrs: Vec<&str> = state.host_routes.iter().map(String::as_str).collect();
+                state.route_metric = build::pick_route_metric(&state.prefix, &cidrs)?.max(state.route_metric + 1);
+                state.save()?;
+            }
+        }
     }
 }
 
