@@ -101,7 +101,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         memory_kib: node::memory_kib(),
     };
-    retry("registering the node", || node::register(&client, &facts)).await;
+    let registered = retry("registering the node", || node::register(&client, &facts)).await;
     let since = Timestamp::now();
     retry("posting the node status", || {
         node::post_status(&client, &facts, false, since)
@@ -110,6 +110,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     tokio::spawn(node::renew_lease(
         client.clone(),
         args.node.clone(),
+        registered.metadata.uid,
         Duration::from_secs(args.lease_duration_seconds.max(1)),
     ));
     let pod_cidr = wait_for_pod_cidr(&client, &args.node).await?;

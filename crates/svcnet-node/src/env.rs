@@ -38,7 +38,43 @@ pub fn field_value(facts: &PodFacts, path: &str) -> Option<String> {
     }
 }
 
-/// The container's environment, in order; later entries win.
+/// Expands `$(NAME)` references to variables in `env` the way the kubelet does: `$$` is a
+/// literal `$`, and a reference to an unknown name (or an unclosed one) stays as written.
+pub fn expand(text: &str, env: &[(String, String)]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(inner) = after.strip_prefix('(') {
+            match inner.find(')') {
+                Some(end) => {
+                    let name = &inner[..end];
+                    match env.iter().rev().find(|(n, _)| n == name) {
+                        Some((_, value)) => out.push_str(value),
+                        None => out.push_str(&format!("$({name})")),
+                    }
+                    rest = &inner[end + 1..];
+                }
+                None => {
+                    out.push_str(&rest[at..]);
+                    rest = "";
+                }
+            }
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The container's environment, in order; later entries win, and values may refer to
+/// earlier ones with `$(NAME)`.
 pub fn container_env(facts: &PodFacts, container: &Container) -> Vec<(String, String)> {
     let mut env = vec![
         (
@@ -54,7 +90,7 @@ pub fn container_env(facts: &PodFacts, container: &Container) -> Vec<(String, St
     ];
     for var in container.env.iter().flatten() {
         let value = match &var.value_from {
-            None => var.value.clone().unwrap_or_default(),
+            None => expand(var.value.as_deref().unwrap_or_default(), &env),
             Some(source) => match source
                 .field_ref
                 .as_ref()
@@ -70,10 +106,15 @@ pub fn container_env(facts: &PodFacts, container: &Container) -> Vec<(String, St
     env
 }
 
-/// The container's argv: command + args, or `<exe> echo --port P/proto...` without a command.
-pub fn container_argv(exe: &Path, container: &Container) -> Vec<String> {
+/// The container's argv: command + args with `$(NAME)` expanded from its environment, or
+/// `<exe> echo --port P/proto...` without a command.
+pub fn container_argv(exe: &Path, container: &Container, env: &[(String, String)]) -> Vec<String> {
     match container.command.as_ref().filter(|c| !c.is_empty()) {
-        Some(command) => command.iter().chain(container.args.iter().flatten()).cloned().collect(),
+        Some(command) => command
+            .iter()
+            .chain(container.args.iter().flatten())
+            .map(|arg| expand(arg, env))
+            .collect(),
         None => {
             let mut argv = vec![exe.to_string_lossy().into_owned(), "echo".to_string()];
             for port in container.ports.iter().flatten() {
@@ -105,6 +146,7 @@ mod tests {
                     {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
                     {"name": "APP", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
                     {"name": "NODE_NAME", "value": "overridden"},
+                    {"name": "GREETING", "value": "hi $(ME) on $(NODE_NAME)"},
                     {"name": "SECRET", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
                 ],
             }]},
@@ -135,6 +177,16 @@ mod tests {
         assert_eq!(get("APP"), Some("web"));
         assert_eq!(get("NODE_NAME"), Some("overridden"));
         assert_eq!(get("SECRET"), None);
+        assert_eq!(get("GREETING"), Some("hi web-1 on overridden"));
+    }
+
+    #[test]
+    fn references_expand_like_the_kubelet() {
+        let env = [("A".to_string(), "x".to_string()), ("B".to_string(), "y".to_string())];
+        assert_eq!(expand("$(A)-$(B)", &env), "x-y");
+        assert_eq!(expand("$$(A) $$ $", &env), "$(A) $ $");
+        assert_eq!(expand("$(C) $(A", &env), "$(C) $(A");
+        assert_eq!(expand("cost: 5$", &env), "cost: 5$");
     }
 
     #[test]
@@ -142,11 +194,15 @@ mod tests {
         let pod = pod();
         let mut container = pod.spec.as_ref().unwrap().containers[0].clone();
         assert_eq!(
-            container_argv(Path::new("/bin/svcnet"), &container),
+            container_argv(Path::new("/bin/svcnet"), &container, &[]),
             ["/bin/svcnet", "echo", "--port", "8080/tcp", "--port", "53/udp"]
         );
         container.command = Some(vec!["sleep".into()]);
-        container.args = Some(vec!["5".into()]);
-        assert_eq!(container_argv(Path::new("/bin/svcnet"), &container), ["sleep", "5"]);
+        container.args = Some(vec!["$(SECONDS)".into(), "$$(SECONDS)".into(), "$(NONE)".into()]);
+        let env = [("SECONDS".to_string(), "5".to_string())];
+        assert_eq!(
+            container_argv(Path::new("/bin/svcnet"), &container, &env),
+            ["sleep", "5", "$(SECONDS)", "$(NONE)"]
+        );
     }
 }

@@ -149,13 +149,26 @@ pub async fn post_status(
         .await?)
 }
 
+fn owner_references(node: &str, uid: Option<&str>) -> Value {
+    match uid {
+        Some(uid) => json!([{"apiVersion": "v1", "kind": "Node", "name": node, "uid": uid}]),
+        None => json!([]),
+    }
+}
+
 fn micro_time(t: Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
 /// Renews the node's Lease every `duration / 4` until the process ends (the kubelet's
-/// lease controller); a failed renewal is retried at the next tick.
-pub async fn renew_lease(client: kube::Client, node: String, duration: Duration) -> anyhow::Result<()> {
+/// lease controller); a failed renewal is retried at the next tick. A Lease it creates is owned
+/// by the Node (`node_uid`), so deleting the Node lets the garbage collector take it too.
+pub async fn renew_lease(
+    client: kube::Client,
+    node: String,
+    node_uid: Option<String>,
+    duration: Duration,
+) -> anyhow::Result<()> {
     let api: Api<Lease> = Api::namespaced(client, NODE_LEASE_NAMESPACE);
     let seconds = i32::try_from(duration.as_secs()).unwrap_or(40);
     let every = (duration / 4).max(Duration::from_millis(250));
@@ -163,7 +176,7 @@ pub async fn renew_lease(client: kube::Client, node: String, duration: Duration)
         let now = micro_time(Timestamp::now());
         let lease = json!({
             "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-            "metadata": {"name": node, "namespace": NODE_LEASE_NAMESPACE},
+            "metadata": {"name": node, "namespace": NODE_LEASE_NAMESPACE, "ownerReferences": owner_references(&node, node_uid.as_deref())},
             "spec": {"holderIdentity": node, "leaseDurationSeconds": seconds, "renewTime": now},
         });
         let patch = json!({"spec": lease["spec"]});

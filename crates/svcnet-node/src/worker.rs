@@ -422,19 +422,20 @@ impl PodRun {
             node_name: &shared.node,
             host_ip: shared.node_ip,
         };
+        let env = container_env(&facts, &ctr.spec);
         let mut command = tokio::process::Command::new(&shared.exe);
         command
             .arg("shim")
             .arg("--dir")
             .arg(&self.dir)
             .args(["--container", &ctr.spec.name, "--netns", &self.netns, "--"])
-            .args(container_argv(&shared.exe, &ctr.spec))
+            .args(container_argv(&shared.exe, &ctr.spec, &env))
             .env_clear()
             .env(
                 "PATH",
                 std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into()),
             )
-            .envs(container_env(&facts, &ctr.spec))
+            .envs(env)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());

@@ -159,7 +159,7 @@ async fn node_registers_reports_status_and_renews_its_lease() {
         cpus: 2,
         memory_kib: 2048,
     };
-    node::register(&client, &facts).await.unwrap();
+    let registered = node::register(&client, &facts).await.unwrap();
     // Registering again (an agent restart) updates instead of failing.
     node::register(&client, &facts).await.unwrap();
     let since = jiff::Timestamp::now();
@@ -189,18 +189,25 @@ async fn node_registers_reports_status_and_renews_its_lease() {
     assert_eq!(info.pod_cidr.unwrap().to_string(), "10.244.7.0/24");
 
     // The lease is created, then renewed every quarter of its duration.
+    let uid = registered.metadata.uid.clone();
     let lease_task = tokio::spawn(node::renew_lease(
         client.clone(),
         "node7".into(),
+        uid.clone(),
         Duration::from_secs(1),
     ));
     let leases: Api<Lease> = Api::namespaced(client, "kube-node-lease");
     let mut renewals = std::collections::BTreeSet::new();
     for _ in 0..300 {
         if let Ok(lease) = leases.get("node7").await {
-            let spec = lease.spec.unwrap();
+            let spec = lease.spec.clone().unwrap();
             assert_eq!(spec.holder_identity.as_deref(), Some("node7"));
             assert_eq!(spec.lease_duration_seconds, Some(1));
+            let owner = &lease.metadata.owner_references.clone().unwrap()[0];
+            assert_eq!(
+                (owner.kind.as_str(), owner.uid.as_str()),
+                ("Node", uid.as_deref().unwrap())
+            );
             renewals.insert(spec.renew_time.unwrap().0);
             if renewals.len() >= 3 {
                 break;
