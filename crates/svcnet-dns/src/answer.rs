@@ -452,7 +452,7 @@ fn pod(zone: &Zone, reply: &mut Reply<'_, '_>, name: &Name, n: usize, at: At) ->
     let Some(ip) = pod_label_ip(name.label(0)) else {
         return Status::NxDomain;
     };
-    if zone.pods == PodsMode::Verified && !zone.pod_ips.contains_key(name.span(0, 2)) {
+    if zone.pods == PodsMode::Verified && !zone.pod_has_ip(namespace, ip) {
         return Status::NxDomain;
     }
     addresses(zone, reply, &[ip], at.owner)
@@ -466,6 +466,10 @@ fn pod_label_ip(label: &[u8]) -> Option<IpAddr> {
     if dashes == 3 && !text.contains("--") {
         let mut octets = [0u8; 4];
         for (octet, part) in octets.iter_mut().zip(text.split('-')) {
+            // `010` is not how an address prints: only canonical labels name a pod.
+            if part.len() > 1 && part.starts_with('0') {
+                return None;
+            }
             *octet = part.parse().ok()?;
         }
         return Some(IpAddr::V4(Ipv4Addr::from(octets)));

@@ -13,6 +13,7 @@ pub mod bench;
 pub mod cli;
 pub mod metrics;
 pub mod server;
+pub mod sharded;
 pub mod upstream;
 pub mod watch;
 pub mod wire;

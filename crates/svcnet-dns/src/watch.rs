@@ -3,7 +3,6 @@
 //! with one atomic pointer swap, so readers never wait. Events already queued are folded into
 //! the same snapshot.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -75,7 +74,7 @@ pub async fn run(
                 Err(error) => tracing::warn!(%error, "watch failed; retrying with backoff"),
             }
         }
-        if cluster.changed {
+        if cluster.changed && !lists.relisting() {
             cluster.changed = false;
             cluster.zone.serial = unix_now();
             published.store(Arc::new(cluster.zone.clone()));
@@ -109,78 +108,50 @@ fn unix_now() -> u32 {
         .map_or(0, |d| d.as_secs() as u32)
 }
 
-/// Which objects of each kind are known, so a relist can delete the ones that vanished.
+/// Where each kind's list stands. A relist (after a watch expired) clears the kind and
+/// delivers every object again; snapshots are held back until it is complete, so readers never
+/// see a half-listed cluster.
 #[derive(Default)]
 struct Lists {
-    services: Known,
-    slices: Known,
-    namespaces: Known,
-    pods: Known,
-}
-
-#[derive(Default)]
-struct Known {
-    keys: HashSet<(String, String)>,
-    /// During a relist: the keys seen so far.
-    relisting: Option<HashSet<(String, String)>>,
-    listed: bool,
+    listed: [bool; KINDS],
+    relisting: [bool; KINDS],
 }
 
 impl Lists {
+    fn relisting(&self) -> bool {
+        self.relisting.iter().any(|r| *r)
+    }
+
     /// Applies one event; returns 1 when it completed a kind's first list.
     fn apply(&mut self, cluster: &mut Cluster, event: Event) -> usize {
         match event {
-            Event::Service(e) => self.services.apply(*e, |o, deleted| cluster.apply_service(o, deleted)),
-            Event::Slice(e) => self.slices.apply(*e, |o, deleted| cluster.apply_slice(o, deleted)),
-            Event::Namespace(e) => {
-                let first = self
-                    .namespaces
-                    .apply(*e, |o, deleted| cluster.apply_namespace(o, deleted));
-                // Namespaces change answers (NODATA vs NXDOMAIN), so they publish too.
-                cluster.changed = true;
-                first
-            }
-            Event::Pod(e) => self.pods.apply(*e, |o, deleted| cluster.apply_pod(o, deleted)),
+            Event::Service(e) => self.step(0, *e, cluster, Cluster::clear_services, Cluster::apply_service),
+            Event::Slice(e) => self.step(1, *e, cluster, Cluster::clear_slices, Cluster::apply_slice),
+            Event::Namespace(e) => self.step(2, *e, cluster, Cluster::clear_namespaces, Cluster::apply_namespace),
+            Event::Pod(e) => self.step(3, *e, cluster, Cluster::clear_pods, Cluster::apply_pod),
         }
     }
-}
 
-impl Known {
-    fn apply<K: Resource + Default>(&mut self, event: watcher::Event<K>, mut apply: impl FnMut(&K, bool)) -> usize {
-        let key = |o: &K| {
-            (
-                o.meta().namespace.clone().unwrap_or_default(),
-                o.meta().name.clone().unwrap_or_default(),
-            )
-        };
+    fn step<K>(
+        &mut self,
+        kind: usize,
+        event: watcher::Event<K>,
+        cluster: &mut Cluster,
+        clear: fn(&mut Cluster),
+        apply: fn(&mut Cluster, &K, bool),
+    ) -> usize {
         match event {
-            watcher::Event::Apply(object) => {
-                self.keys.insert(key(&object));
-                apply(&object, false);
-            }
-            watcher::Event::Delete(object) => {
-                self.keys.remove(&key(&object));
-                apply(&object, true);
-            }
-            watcher::Event::Init => self.relisting = Some(HashSet::new()),
-            watcher::Event::InitApply(object) => {
-                let k = key(&object);
-                self.relisting.get_or_insert_with(HashSet::new).insert(k.clone());
-                self.keys.insert(k);
-                apply(&object, false);
+            watcher::Event::Apply(object) | watcher::Event::InitApply(object) => apply(cluster, &object, false),
+            watcher::Event::Delete(object) => apply(cluster, &object, true),
+            watcher::Event::Init => {
+                clear(cluster);
+                self.relisting[kind] = true;
             }
             watcher::Event::InitDone => {
-                let seen = self.relisting.take().unwrap_or_default();
-                let gone: Vec<_> = self.keys.iter().filter(|k| !seen.contains(*k)).cloned().collect();
-                for (namespace, name) in gone {
-                    self.keys.remove(&(namespace.clone(), name.clone()));
-                    let mut object = K::default();
-                    object.meta_mut().namespace = (!namespace.is_empty()).then_some(namespace);
-                    object.meta_mut().name = Some(name);
-                    apply(&object, true);
-                }
-                if !self.listed {
-                    self.listed = true;
+                self.relisting[kind] = false;
+                cluster.changed = true;
+                if !self.listed[kind] {
+                    self.listed[kind] = true;
                     return 1;
                 }
             }

@@ -6,12 +6,14 @@
 //! soon as they are converted, which keeps a 10,000-Service cluster within a few megabytes.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
+use crate::sharded::Sharded;
 use crate::wire;
 
 /// The label EndpointSlices carry to name their Service.
@@ -198,7 +200,8 @@ pub struct PtrTarget {
     pub cluster_ip: bool,
 }
 
-/// An immutable snapshot the query path reads. Cloning shares the per-Service records.
+/// An immutable snapshot the query path reads. Cloning is cheap: the big maps are sharded
+/// behind `Arc`s and the per-Service records are shared.
 #[derive(Debug, Clone)]
 pub struct Zone {
     /// The cluster domain in wire form, lower-cased.
@@ -209,11 +212,14 @@ pub struct Zone {
     /// SOA serial: Unix time of the last DNS-relevant change.
     pub serial: u32,
     /// Keyed by the wire labels `<svc>.<ns>` (lower case), e.g. `\x03web\x07default`.
-    pub services: HashMap<Arc<[u8]>, Arc<ServiceRecords>>,
-    pub namespaces: HashSet<Box<[u8]>>,
-    /// Verified mode: `<dashed-ip>` `<ns>` in wire labels, with how many pods claim it.
-    pub pod_ips: HashMap<Box<[u8]>, u32>,
-    pub ptr: HashMap<IpAddr, Vec<PtrTarget>>,
+    pub services: Sharded<Arc<[u8]>, Arc<ServiceRecords>>,
+    /// Namespace names that exist (lower case).
+    pub namespaces: Arc<HashSet<Box<[u8]>>>,
+    /// Small numbers for namespace names, so pod keys need no string (never reused).
+    pub namespace_ids: Arc<HashMap<Box<[u8]>, u32>>,
+    /// Verified mode: `(namespace id, pod IP)` with how many pods claim it.
+    pub pod_ips: Sharded<(u32, IpAddr), u32>,
+    pub ptr: Sharded<IpAddr, Vec<PtrTarget>>,
     /// ClusterIPs of `kube-system/kube-dns`: the addresses of `ns.dns.<zone>` (NS glue).
     pub dns_ips: Vec<IpAddr>,
 }
@@ -227,10 +233,11 @@ impl Zone {
             pods: config.pods,
             forwarding: config.forwarding,
             serial: 0,
-            services: HashMap::new(),
-            namespaces: HashSet::new(),
-            pod_ips: HashMap::new(),
-            ptr: HashMap::new(),
+            services: Sharded::default(),
+            namespaces: Arc::default(),
+            namespace_ids: Arc::default(),
+            pod_ips: Sharded::default(),
+            ptr: Sharded::default(),
             dns_ips: Vec::new(),
         }
     }
@@ -239,6 +246,25 @@ impl Zone {
     pub fn service(&self, key: &[u8]) -> Option<(&ServiceRecords, &ServiceSpec)> {
         let records = self.services.get(key)?;
         Some((records, records.spec.as_ref()?))
+    }
+
+    /// Whether a pod in `namespace` (label, lower case) has `ip` (verified mode).
+    pub fn pod_has_ip(&self, namespace: &[u8], ip: IpAddr) -> bool {
+        self.namespace_ids
+            .get(namespace)
+            .is_some_and(|id| self.pod_ips.contains_key(&(*id, ip)))
+    }
+
+    /// The number of `namespace`, assigning the next one on first sight.
+    fn namespace_id(&mut self, namespace: &str) -> u32 {
+        let key = namespace.to_ascii_lowercase().into_bytes().into_boxed_slice();
+        if let Some(id) = self.namespace_ids.get(&key) {
+            return *id;
+        }
+        let ids = Arc::make_mut(&mut self.namespace_ids);
+        let id = ids.len() as u32;
+        ids.insert(key, id);
+        id
     }
 }
 
@@ -280,16 +306,18 @@ pub fn zone(
 }
 
 /// `(namespace, name)` of a namespaced object.
-type ObjectId = (Box<str>, Box<str>);
+type ObjectId = (u32, Box<str>);
 
 /// The index behind the snapshots: the current zone plus what is needed to undo an object's
 /// contribution when it changes or goes away.
 pub struct Cluster {
     pub zone: Zone,
-    /// `(namespace, slice name)` → the Service the slice was filed under.
+    /// `(namespace id, slice name)` → the Service the slice was filed under.
     slice_owner: HashMap<ObjectId, Arc<[u8]>>,
-    /// `(namespace, pod name)` → the pod IP key it contributed.
-    pod_key: HashMap<ObjectId, Box<[u8]>>,
+    /// `(namespace id, 64-bit hash of the pod name)` → the IP the pod contributed. A hash, not
+    /// the name, keeps 50,000 pods in 2 MB; two names colliding in 64 bits among a cluster's
+    /// pods is about as likely as 1 in 10^10.
+    pod_ip: HashMap<(u32, u64), IpAddr>,
     /// Set whenever a change altered answers; the serial is bumped on publish.
     pub changed: bool,
 }
@@ -299,22 +327,37 @@ impl Cluster {
         Cluster {
             zone: Zone::empty(&config),
             slice_owner: HashMap::new(),
-            pod_key: HashMap::new(),
+            pod_ip: HashMap::new(),
             changed: false,
         }
     }
 
-    /// Forgets every object (a relist is about to deliver them again).
-    pub fn clear(&mut self) {
-        let config = ZoneConfig {
-            domain: wire::presentation(&self.zone.apex),
-            ttl: self.zone.ttl,
-            pods: self.zone.pods,
-            forwarding: self.zone.forwarding,
-        };
-        let serial = self.zone.serial;
-        *self = Cluster::new(config);
-        self.zone.serial = serial;
+    /// Forgets all Services (a relist is about to deliver them again).
+    pub fn clear_services(&mut self) {
+        let keys: Vec<Arc<[u8]>> = self.zone.services.keys().cloned().collect();
+        for key in keys {
+            self.update_service(&key, |records| records.spec.take().is_some());
+        }
+        self.zone.dns_ips.clear();
+    }
+
+    /// Forgets all EndpointSlices.
+    pub fn clear_slices(&mut self) {
+        let keys: Vec<Arc<[u8]>> = self.zone.services.keys().cloned().collect();
+        for key in keys {
+            self.update_service(&key, |records| !std::mem::take(&mut records.slices).is_empty());
+        }
+        self.slice_owner.clear();
+    }
+
+    pub fn clear_namespaces(&mut self) {
+        self.zone.namespaces = Arc::default();
+        self.changed = true;
+    }
+
+    pub fn clear_pods(&mut self) {
+        self.zone.pod_ips.clear();
+        self.pod_ip.clear();
         self.changed = true;
     }
 
@@ -323,11 +366,16 @@ impl Cluster {
             return;
         };
         let key: Box<[u8]> = name.to_ascii_lowercase().into_bytes().into();
-        if deleted {
-            self.zone.namespaces.remove(&key);
-        } else {
-            self.zone.namespaces.insert(key);
+        if deleted != self.zone.namespaces.contains(&key) {
+            return;
         }
+        let namespaces = Arc::make_mut(&mut self.zone.namespaces);
+        if deleted {
+            namespaces.remove(&key);
+        } else {
+            namespaces.insert(key);
+        }
+        self.changed = true;
     }
 
     pub fn apply_service(&mut self, service: &Service, deleted: bool) {
@@ -358,7 +406,7 @@ impl Cluster {
         let (Some(namespace), Some(name)) = (&slice.metadata.namespace, &slice.metadata.name) else {
             return;
         };
-        let id: ObjectId = (namespace.as_str().into(), name.as_str().into());
+        let id: ObjectId = (self.zone.namespace_id(namespace), name.as_str().into());
         let owner = slice
             .metadata
             .labels
@@ -395,26 +443,27 @@ impl Cluster {
         if !deleted && pod.metadata.deletion_timestamp.is_some() {
             return;
         }
-        let id: ObjectId = (namespace.as_str().into(), name.as_str().into());
-        let new = if deleted { None } else { pod_ip_key(pod) };
-        let old = self.pod_key.remove(&id);
+        let namespace_id = self.zone.namespace_id(namespace);
+        let id = (namespace_id, name_hash(name));
+        let new = if deleted { None } else { pod_ip(pod) };
+        let old = self.pod_ip.remove(&id);
+        if let Some(ip) = new {
+            self.pod_ip.insert(id, ip);
+        }
         if old == new {
-            if let Some(key) = new {
-                self.pod_key.insert(id, key);
-            }
             return;
         }
         if let Some(old) = old {
-            if let Some(count) = self.zone.pod_ips.get_mut(&old) {
+            let key = (namespace_id, old);
+            if let Some(count) = self.zone.pod_ips.get_mut(&key) {
                 *count -= 1;
                 if *count == 0 {
-                    self.zone.pod_ips.remove(&old);
+                    self.zone.pod_ips.remove(&key);
                 }
             }
         }
         if let Some(new) = new {
-            *self.zone.pod_ips.entry(new.clone()).or_insert(0) += 1;
-            self.pod_key.insert(id, new);
+            *self.zone.pod_ips.entry((namespace_id, new)).or_insert(0) += 1;
         }
         self.changed = true;
     }
@@ -576,23 +625,17 @@ pub fn slice_records(slice: &EndpointSlice) -> SliceRecords {
     SliceRecords { ports, endpoints }
 }
 
-/// Verified mode: the key `<dashed podIP>` `<ns>` (wire labels) of a pod that is not finished
-/// (phase Succeeded, Failed and Unknown are not indexed, as CoreDNS).
-fn pod_ip_key(pod: &Pod) -> Option<Box<[u8]>> {
+/// Verified mode: the IP of a pod that is not finished (phase Succeeded, Failed and Unknown are
+/// not indexed, as CoreDNS). Only the primary `status.podIP` counts.
+fn pod_ip(pod: &Pod) -> Option<IpAddr> {
     let status = pod.status.as_ref()?;
     if matches!(status.phase.as_deref(), Some("Succeeded" | "Failed" | "Unknown")) {
         return None;
     }
-    let ip = status.pod_ip.as_deref()?;
-    let namespace = pod.metadata.namespace.as_deref()?;
-    let label: String = ip.to_ascii_lowercase().replace(['.', ':'], "-");
-    if label.is_empty() || label.len() > 63 || namespace.len() > 63 {
-        return None;
-    }
-    let mut key = Vec::with_capacity(label.len() + namespace.len() + 2);
-    key.push(label.len() as u8);
-    key.extend(label.bytes());
-    key.push(namespace.len() as u8);
-    key.extend(namespace.bytes().map(|b| b.to_ascii_lowercase()));
-    Some(key.into())
+    status.pod_ip.as_deref()?.parse().ok()
+}
+
+/// A fixed 64-bit hash of an object name (SipHash with zero keys: stable within the process).
+fn name_hash(name: &str) -> u64 {
+    std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(name)
 }
