@@ -212,9 +212,7 @@ async fn exec_ok(netns: &str, command: &[String]) -> bool {
     if command.is_empty() {
         return false;
     }
-    let status = tokio::process::Command::new("ip")
-        .args(["netns", "exec", netns])
-        .args(command)
+    let status = tokio::process::Command::from(crate::shim::in_netns(netns, command))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

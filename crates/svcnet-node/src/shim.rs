@@ -25,8 +25,8 @@ pub struct ShimArgs {
     /// The container's name (file names in the directory).
     #[arg(long)]
     pub container: String,
-    /// The pod's network namespace.
-    #[arg(long)]
+    /// The pod's network namespace; empty for a hostNetwork pod (the shim's own namespace).
+    #[arg(long, default_value = "")]
     pub netns: String,
     /// The container's argv.
     #[arg(last = true, required = true)]
@@ -107,9 +107,7 @@ pub fn run(args: ShimArgs) -> anyhow::Result<i32> {
         signal::signal(Signal::SIGTERM, SigHandler::Handler(forward))?;
         signal::signal(Signal::SIGINT, SigHandler::Handler(forward))?;
     }
-    let spawned = Command::new("ip")
-        .args(["netns", "exec", &args.netns])
-        .args(&args.argv)
+    let spawned = in_netns(&args.netns, &args.argv)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -131,6 +129,19 @@ pub fn run(args: ShimArgs) -> anyhow::Result<i32> {
     };
     write_atomic(&files.exit(), &code.to_string())?;
     Ok(code)
+}
+
+/// `argv` run inside `netns` by `ip netns exec`, or as it is when `netns` is empty.
+pub fn in_netns(netns: &str, argv: &[String]) -> Command {
+    if netns.is_empty() {
+        let mut command = Command::new(argv.first().map(String::as_str).unwrap_or("true"));
+        command.args(argv.iter().skip(1));
+        command
+    } else {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", netns]).args(argv);
+        command
+    }
 }
 
 fn exit_code(status: std::process::ExitStatus) -> i32 {

@@ -271,7 +271,12 @@ pub async fn run_pod(shared: Arc<Shared>, uid: String, mut rx: PodRx) {
         .map(|t| t.0)
         .unwrap_or_else(Timestamp::now);
     let mut run = PodRun {
-        netns: crate::names::pod_netns(&shared.prefix, &uid),
+        // Empty for hostNetwork pods: their processes and probes run in the agent's namespace.
+        netns: if host_network(&pod) {
+            String::new()
+        } else {
+            crate::names::pod_netns(&shared.prefix, &uid)
+        },
         veth: crate::names::pod_veth(&uid),
         shared,
         uid,
@@ -359,6 +364,7 @@ impl PodRun {
             .map_err(|_| anyhow::anyhow!("ipam lock"))?
             .get(&self.uid);
         let ip = match held {
+            _ if host_network(pod) => self.shared.node_ip,
             Some(ip) if crate::netns::exists(&self.netns) => ip,
             _ => self.create_sandbox(pod).await?,
         };
@@ -606,6 +612,11 @@ impl PodRun {
             release_pod(&self.shared.client, pod).await;
         }
     }
+}
+
+/// A hostNetwork pod runs in the node's namespace: no sandbox, the node's address.
+pub fn host_network(pod: &Pod) -> bool {
+    pod.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false)
 }
 
 /// The grace period of a pod being deleted: deletionGracePeriodSeconds, else the spec's.

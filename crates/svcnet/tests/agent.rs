@@ -767,6 +767,13 @@ async fn containers_restart_by_policy_and_on_liveness_failure() {
     live["spec"]["containers"][0]["livenessProbe"] = json!({
         "exec": {"command": ["test", "-e", marker.to_str().unwrap()]}, "periodSeconds": 1, "failureThreshold": 1});
     lab.create_pod(live).await;
+    let mut host = pod(
+        "host",
+        "Always",
+        json!(["sh", "-c", "ip -4 addr show eth0; exec sleep 3600"]),
+    );
+    host["spec"]["hostNetwork"] = json!(true);
+    lab.create_pod(host).await;
 
     let pods = lab.pods();
     let status_of = |name: &'static str| {
@@ -792,6 +799,17 @@ async fn containers_restart_by_policy_and_on_liveness_failure() {
     .await;
     let state = failed.container_statuses.unwrap()[0].state.clone().unwrap();
     assert_eq!(state.terminated.unwrap().exit_code, 4);
+
+    // hostNetwork: the node's address and namespace, no sandbox.
+    let host = lab.ready_pod("host").await;
+    assert_eq!(pod_ip(&host), "192.168.77.11");
+    let host_log = lab.pod_dir(&host).join("main.log");
+    eventually("the hostNetwork pod's output", || {
+        let seen = read(&host_log).contains("inet 192.168.77.11/24");
+        async move { seen.then_some(()) }
+    })
+    .await;
+    assert!(!netns::exists(&lab.pod_netns(&host)));
 
     lab.ready_pod("live").await;
     std::fs::remove_file(&marker).unwrap();
