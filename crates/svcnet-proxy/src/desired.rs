@@ -1,0 +1,404 @@
+//! The pure model: Services, EndpointSlices, this node and the config in, the whole `svcnet`
+//! table out.
+//!
+//! Layout (few kernel objects; the per-packet path is map lookups whose cost does not grow with
+//! the number of Services):
+//!
+//! ```text
+//! nat-prerouting / nat-output ─ jump services
+//!   services:  ip daddr . l4proto . dport  vmap @service-ips      → goto svc-<port> | ext-<port>
+//!              ip daddr @nodeport-ips  l4proto . dport vmap @service-nodeports → goto ext-<port>
+//!   svc-<port>: masquerade mark for sources outside the pod network, then one selection rule
+//!   ext-<port>: Cluster: mark + selection;  Local: pod / host short-circuits, local selection
+//!   selection:  ct mark set numgen inc mod N offset B   (or random, or jhash for Maglev)
+//!               dnat to ct mark map @endpoints            (one shared map, slots B..B+N-1)
+//! nat-postrouting: hairpin (ip saddr . ip daddr @hairpin) and marked packets → masquerade
+//! filter (after DNAT): what is still addressed to a Service hits @no-endpoint-* → reject | drop
+//! filter (before DNAT): @firewall-ips not from @firewall-allow → drop (loadBalancerSourceRanges)
+//! ```
+//!
+//! Every Service port has a 16-bit id; its endpoints occupy keys `id << 16 | pool | slot` of the
+//! one `endpoints` map, so an endpoint change is an element change, and only a change in the
+//! number of slots rewrites the port's (one-rule) chain. Session affinity keeps
+//! `client . pool-base → slot` in the dynamic `affinity` map with per-element timeouts, using
+//! the connection mark as the register that carries the slot into the DNAT lookup.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+
+use crate::config::{Algorithm, ModelConfig, NodeInfo};
+use crate::maglev;
+use crate::ruleset::{Chain, Ruleset, Set};
+use crate::services::{service_ports, Endpoint, ServicePort, ServicePortName};
+
+/// Cluster IPs, external IPs and VIP load-balancer IPs → the port's chain.
+pub const SERVICE_IPS: &str = "service-ips";
+/// NodePorts (on `nodeport-ips`) → the port's external chain.
+pub const SERVICE_NODEPORTS: &str = "service-nodeports";
+/// The node addresses NodePorts answer on.
+pub const NODEPORT_IPS: &str = "nodeport-ips";
+/// Destinations without usable endpoints → `goto reject-chain` or `drop`.
+pub const NO_ENDPOINT_SERVICES: &str = "no-endpoint-services";
+/// NodePorts without usable endpoints → `goto reject-chain` or `drop`.
+pub const NO_ENDPOINT_NODEPORTS: &str = "no-endpoint-nodeports";
+/// LB destinations guarded by loadBalancerSourceRanges.
+pub const FIREWALL_IPS: &str = "firewall-ips";
+/// `destination . allowed source range` pairs.
+pub const FIREWALL_ALLOW: &str = "firewall-allow";
+/// Slot key → `endpoint ip . port`, for every Service port.
+pub const ENDPOINTS: &str = "endpoints";
+/// ClientIP affinity: `client . pool base → slot key`, with timeouts (filled by the data path).
+pub const AFFINITY: &str = "affinity";
+/// `endpoint . endpoint`: a pod reaching itself through a Service (hairpin) is masqueraded.
+pub const HAIRPIN: &str = "hairpin";
+/// The chain both nat hooks jump to.
+pub const SERVICES_CHAIN: &str = "services";
+/// Sets the masquerade bit.
+pub const MARK_FOR_MASQUERADE: &str = "mark-for-masquerade";
+/// Rejects (ICMP port unreachable: connection refused at once).
+pub const REJECT_CHAIN: &str = "reject-chain";
+/// The masquerade bit in the packet mark (upstream's 0x4000).
+pub const MASQUERADE_MARK: u32 = 0x4000;
+/// Bit of the slot key that separates a port's local pool from its cluster pool.
+const LOCAL_POOL_BIT: u32 = 0x8000;
+/// Seed of the Maglev `jhash`, the same on every node so that all nodes pick alike.
+const JHASH_SEED: &str = "0x5eed";
+
+/// The desired table for this node.
+pub fn desired(services: &[Service], slices: &[EndpointSlice], node: &NodeInfo, config: &ModelConfig) -> Ruleset {
+    let ports = service_ports(services, slices, node, config);
+    ruleset_for(&ports, node, config)
+}
+
+/// The table for already-extracted Service ports (what `desired` does after reading the objects).
+pub fn ruleset_for(ports: &[ServicePort], node: &NodeInfo, config: &ModelConfig) -> Ruleset {
+    let mut rules = base_ruleset(node);
+    let ids = port_ids(ports.iter().map(|p| &p.name));
+    for port in ports {
+        let Some(id) = ids.get(&port.name) else { continue };
+        add_service_port(&mut rules, port, *id, config);
+    }
+    rules
+}
+
+/// Sets, maps and hook chains that exist whatever the Services are.
+fn base_ruleset(node: &NodeInfo) -> Ruleset {
+    let mut rules = Ruleset::default();
+    let frontend = "ipv4_addr . inet_proto . inet_service";
+    rules.set(SERVICE_IPS, Set::new(frontend, Some("verdict")));
+    rules.set(
+        SERVICE_NODEPORTS,
+        Set::new("inet_proto . inet_service", Some("verdict")),
+    );
+    rules.set(NODEPORT_IPS, Set::new("ipv4_addr", None));
+    rules.set(NO_ENDPOINT_SERVICES, Set::new(frontend, Some("verdict")));
+    rules.set(
+        NO_ENDPOINT_NODEPORTS,
+        Set::new("inet_proto . inet_service", Some("verdict")),
+    );
+    rules.set(FIREWALL_IPS, Set::new(frontend, None));
+    rules.set(
+        FIREWALL_ALLOW,
+        Set::new("ipv4_addr . inet_proto . inet_service . ipv4_addr", None).with_flags("interval"),
+    );
+    rules.set(ENDPOINTS, Set::new("mark", Some("ipv4_addr . inet_service")));
+    let mut affinity = Set::new("ipv4_addr . mark", Some("mark")).with_flags("dynamic,timeout");
+    affinity.options = vec!["timeout 3h".into(), "size 1048576".into()];
+    affinity.dynamic = true;
+    rules.set(AFFINITY, affinity);
+    rules.set(HAIRPIN, Set::new("ipv4_addr . ipv4_addr", None));
+    for ip in &node.ips {
+        rules.element(NODEPORT_IPS, ip.to_string(), "");
+    }
+
+    let hook = |kind: &str, hook: &str, priority: i32| {
+        Some(format!("type {kind} hook {hook} priority {priority}; policy accept;"))
+    };
+    // DNAT for traffic arriving and for traffic the node itself sends (priority -100 = dstnat;
+    // nft 1.0.6 rejects the name on the output hook).
+    *rules.chain("nat-prerouting") = Chain {
+        hook: hook("nat", "prerouting", -100),
+        rules: vec![format!("jump {SERVICES_CHAIN}")],
+    };
+    *rules.chain("nat-output") = Chain {
+        hook: hook("nat", "output", -100),
+        rules: vec![format!("jump {SERVICES_CHAIN}")],
+    };
+    *rules.chain(SERVICES_CHAIN) = Chain {
+        hook: None,
+        rules: vec![
+            format!("ip daddr . meta l4proto . th dport vmap @{SERVICE_IPS}"),
+            format!("ip daddr @{NODEPORT_IPS} meta l4proto . th dport vmap @{SERVICE_NODEPORTS}"),
+        ],
+    };
+    *rules.chain("nat-postrouting") = Chain {
+        hook: hook("nat", "postrouting", 100),
+        rules: vec![
+            format!("ct status dnat ip saddr . ip daddr @{HAIRPIN} jump {MARK_FOR_MASQUERADE}"),
+            format!("meta mark & {MASQUERADE_MARK:#x} == 0 return"),
+            // Clear the bit so a packet that is encapsulated and routed again is not masqueraded
+            // twice (upstream does the same).
+            format!("meta mark set meta mark ^ {MASQUERADE_MARK:#x}"),
+            "masquerade fully-random".into(),
+        ],
+    };
+    *rules.chain(MARK_FOR_MASQUERADE) = Chain {
+        hook: None,
+        rules: vec![format!("meta mark set meta mark | {MASQUERADE_MARK:#x}")],
+    };
+    // loadBalancerSourceRanges: before DNAT, while the destination is still the LB address.
+    let firewall = format!(
+        "ip daddr . meta l4proto . th dport @{FIREWALL_IPS} ip daddr . meta l4proto . th dport . ip saddr != @{FIREWALL_ALLOW} drop"
+    );
+    *rules.chain("filter-prerouting") = Chain {
+        hook: hook("filter", "prerouting", -110),
+        rules: vec![format!("ct state new {firewall}")],
+    };
+    *rules.chain("filter-output-pre-dnat") = Chain {
+        hook: hook("filter", "output", -110),
+        rules: vec![format!("ct state new {firewall}")],
+    };
+    // Endpoint checks after DNAT: a packet still addressed to a Service found no endpoint.
+    for (chain, hook_name) in [
+        ("filter-input", "input"),
+        ("filter-forward", "forward"),
+        ("filter-output", "output"),
+    ] {
+        *rules.chain(chain) = Chain {
+            hook: hook("filter", hook_name, 0),
+            rules: vec!["ct state new jump endpoints-check".into()],
+        };
+    }
+    *rules.chain("endpoints-check") = Chain {
+        hook: None,
+        rules: vec![
+            format!("ip daddr . meta l4proto . th dport vmap @{NO_ENDPOINT_SERVICES}"),
+            format!("ip daddr @{NODEPORT_IPS} meta l4proto . th dport vmap @{NO_ENDPOINT_NODEPORTS}"),
+        ],
+    };
+    *rules.chain(REJECT_CHAIN) = Chain {
+        hook: None,
+        rules: vec!["reject".into()],
+    };
+    rules
+}
+
+/// Stable 16-bit ids (1..=0xffff) per Service port: a hash of the name, probing upward in name
+/// order on collision, so most ports keep their id whatever else changes.
+pub fn port_ids<'a>(names: impl Iterator<Item = &'a ServicePortName>) -> BTreeMap<ServicePortName, u16> {
+    let mut taken = BTreeSet::new();
+    let mut ids = BTreeMap::new();
+    let mut sorted: Vec<&ServicePortName> = names.collect();
+    sorted.sort();
+    for name in sorted.into_iter().take(0xffff) {
+        let mut id = (fnv32(&name.to_string()) % 0xffff + 1) as u16;
+        while !taken.insert(id) {
+            id = if id == 0xffff { 1 } else { id + 1 };
+        }
+        ids.insert(name.clone(), id);
+    }
+    ids
+}
+
+fn fnv32(text: &str) -> u32 {
+    text.bytes()
+        .fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
+}
+
+/// Chain names: `svc-`, `ext-` and `all-` + `namespace/name/protocol/port`.
+pub fn chain_name(kind: &str, port: &ServicePortName) -> String {
+    format!("{kind}-{port}")
+}
+
+fn add_service_port(rules: &mut Ruleset, port: &ServicePort, id: u16, config: &ModelConfig) {
+    let proto = port.name.protocol;
+    let number = port.name.port;
+    let svc_chain = chain_name("svc", &port.name);
+    let cluster_pool = port.cluster_pool();
+    let local_pool = port.local_pool();
+    let cluster_base = u32::from(id) << 16;
+    let local_base = cluster_base | LOCAL_POOL_BIT;
+    let has_endpoints = !cluster_pool.is_empty();
+    let no_endpoints_verdict = |pool_empty_because_local: bool| {
+        if pool_empty_because_local {
+            "drop".to_string()
+        } else {
+            format!("goto {REJECT_CHAIN}")
+        }
+    };
+
+    // Cluster IP: the internal policy's pool.
+    let (internal_pool, internal_base) = if port.internal_local {
+        (&local_pool, local_base)
+    } else {
+        (&cluster_pool, cluster_base)
+    };
+    let mut svc = Vec::new();
+    if let Some(cidr) = config.cluster_cidr {
+        svc.push(format!("ip saddr != {cidr} jump {MARK_FOR_MASQUERADE}"));
+    }
+    svc.extend(selection(rules, port, internal_pool, internal_base));
+    rules.chain(&svc_chain).rules = svc;
+    if let Some(ip) = port.cluster_ip {
+        rules.element(
+            SERVICE_IPS,
+            format!("{ip} . {proto} . {number}"),
+            format!("goto {svc_chain}"),
+        );
+        if internal_pool.is_empty() {
+            rules.element(
+                NO_ENDPOINT_SERVICES,
+                format!("{ip} . {proto} . {number}"),
+                no_endpoints_verdict(has_endpoints),
+            );
+        }
+    }
+
+    if !port.has_external() {
+        return;
+    }
+    // External frontends: NodePort, externalIPs, VIP load-balancer IPs.
+    let ext_chain = chain_name("ext", &port.name);
+    let mut ext = Vec::new();
+    let external_pool_empty;
+    if port.external_local {
+        // The short-circuit target: every endpoint, as policy Cluster would use.
+        let all_chain = if port.internal_local {
+            let name = chain_name("all", &port.name);
+            let all_rules = selection(rules, port, &cluster_pool, cluster_base);
+            rules.chain(&name).rules = all_rules;
+            name
+        } else {
+            svc_chain.clone()
+        };
+        if let Some(cidr) = config.cluster_cidr {
+            // Pods reach every endpoint, unmasqueraded, as upstream does.
+            ext.push(format!("ip saddr {cidr} goto {all_chain}"));
+        }
+        // The node itself: masqueraded, every endpoint (its source would not route back).
+        ext.push(format!("fib saddr type local jump {MARK_FOR_MASQUERADE}"));
+        ext.push(format!("fib saddr type local goto {all_chain}"));
+        ext.extend(selection(rules, port, &local_pool, local_base));
+        external_pool_empty = local_pool.is_empty();
+    } else {
+        ext.push(format!("jump {MARK_FOR_MASQUERADE}"));
+        ext.extend(selection(rules, port, &cluster_pool, cluster_base));
+        external_pool_empty = cluster_pool.is_empty();
+    }
+    rules.chain(&ext_chain).rules = ext;
+
+    let verdict = no_endpoints_verdict(has_endpoints);
+    for ip in port.external_ips.iter().chain(&port.load_balancer_ips) {
+        let key = format!("{ip} . {proto} . {number}");
+        rules.element(SERVICE_IPS, key.clone(), format!("goto {ext_chain}"));
+        if external_pool_empty {
+            rules.element(NO_ENDPOINT_SERVICES, key, verdict.clone());
+        }
+    }
+    if let Some(node_port) = port.node_port {
+        let key = format!("{proto} . {node_port}");
+        rules.element(SERVICE_NODEPORTS, key.clone(), format!("goto {ext_chain}"));
+        if external_pool_empty {
+            rules.element(NO_ENDPOINT_NODEPORTS, key, verdict.clone());
+        }
+    }
+    if !port.source_ranges.is_empty() {
+        for ip in &port.load_balancer_ips {
+            let key = format!("{ip} . {proto} . {number}");
+            rules.element(FIREWALL_IPS, key.clone(), "");
+            for range in &port.source_ranges {
+                rules.element(FIREWALL_ALLOW, format!("{key} . {range}"), "");
+            }
+        }
+    }
+}
+
+/// The rules that pick one endpoint of `pool` for a new connection and DNAT to it, adding the
+/// pool's slots to the `endpoints` map (and its addresses to `hairpin`). Empty pool: no rules
+/// (the filter side rejects or drops).
+fn selection(rules: &mut Ruleset, port: &ServicePort, pool: &[&Endpoint], base: u32) -> Vec<String> {
+    if pool.is_empty() {
+        return Vec::new();
+    }
+    let weights: Vec<u32> = pool.iter().map(|e| e.weight).collect();
+    let slots: Vec<usize> = match port.algorithm {
+        Algorithm::RoundRobin | Algorithm::Random => maglev::weighted_order(&weights),
+        Algorithm::Maglev | Algorithm::MaglevSource => {
+            let names: Vec<String> = pool.iter().map(|e| format!("{}:{}", e.ip, e.port)).collect();
+            let total: usize = weights.iter().map(|w| *w as usize).sum();
+            maglev::table(&names, &weights, maglev::table_size(total))
+        }
+    };
+    let slots = &slots[..slots.len().min(maglev::MAX_TABLE)];
+    for (slot, endpoint) in slots.iter().enumerate() {
+        let endpoint = pool[*endpoint];
+        rules.element(
+            ENDPOINTS,
+            slot_key(base + 1 + slot as u32),
+            format!("{} . {}", endpoint.ip, endpoint.port),
+        );
+    }
+    for endpoint in pool {
+        rules.element(HAIRPIN, format!("{ip} . {ip}", ip = endpoint.ip), "");
+    }
+    let count = slots.len();
+    let first = base + 1;
+    let selector = match port.algorithm {
+        Algorithm::RoundRobin => format!("numgen inc mod {count} offset {first:#x}"),
+        Algorithm::Random => format!("numgen random mod {count} offset {first:#x}"),
+        Algorithm::Maglev => {
+            format!("jhash ip saddr . ip daddr . th sport . th dport mod {count} seed {JHASH_SEED} offset {first:#x}")
+        }
+        Algorithm::MaglevSource => format!("jhash ip saddr mod {count} seed {JHASH_SEED} offset {first:#x}"),
+    };
+    let proto = port.name.protocol;
+    let dnat = format!("dnat ip addr . port to ct mark map @{ENDPOINTS}");
+    let Some(timeout) = port.affinity_timeout else {
+        return vec![format!("meta l4proto {proto} ct mark set {selector} {dnat}")];
+    };
+    // ClientIP affinity: the mark carries the pool base into the lookup, then the remembered
+    // slot into the DNAT; a remembered slot past the pool's end (the pool shrank) is ignored.
+    let remember = format!(
+        "update @{AFFINITY} {{ ip saddr . {} timeout {timeout}s : ct mark }}",
+        slot_key(base)
+    );
+    vec![
+        format!(
+            "ct mark set {} ct mark set ip saddr . ct mark map @{AFFINITY}",
+            slot_key(base)
+        ),
+        format!(
+            "ct mark > {} ct mark <= {} meta l4proto {proto} {remember} {dnat}",
+            slot_key(base),
+            slot_key(base + count as u32)
+        ),
+        format!("meta l4proto {proto} ct mark set {selector} {remember} {dnat}"),
+    ]
+}
+
+/// A slot key as nft prints marks.
+fn slot_key(key: u32) -> String {
+    format!("{key:#010x}")
+}
+
+/// The addresses this ruleset sends traffic to, per UDP Service frontend: what conntrack cleanup
+/// compares between syncs.
+pub fn udp_frontends(ports: &[ServicePort]) -> BTreeMap<(Ipv4Addr, u16), BTreeSet<(Ipv4Addr, u16)>> {
+    let mut out: BTreeMap<(Ipv4Addr, u16), BTreeSet<(Ipv4Addr, u16)>> = BTreeMap::new();
+    for port in ports.iter().filter(|p| p.name.protocol == "udp") {
+        let endpoints: BTreeSet<(Ipv4Addr, u16)> = port.cluster_pool().iter().map(|e| (e.ip, e.port)).collect();
+        let frontends = port
+            .cluster_ip
+            .iter()
+            .chain(&port.external_ips)
+            .chain(&port.load_balancer_ips)
+            .map(|ip| (*ip, port.name.port));
+        for frontend in frontends {
+            out.entry(frontend).or_default().extend(endpoints.iter().copied());
+        }
+    }
+    out
+}
