@@ -53,6 +53,9 @@ pub struct AgentArgs {
     /// Cluster domain of pods' search list.
     #[arg(long, env = "SVCNET_CLUSTER_DOMAIN", default_value = "cluster.local")]
     pub cluster_domain: String,
+    /// The pod network of the cluster (flannel modes masquerade pod traffic leaving it).
+    #[arg(long, env = "SVCNET_CLUSTER_CIDR", default_value = "10.244.0.0/16")]
+    pub cluster_cidr: String,
     /// Seconds the node Lease lasts; it is renewed every quarter of that.
     #[arg(long, env = "SVCNET_LEASE_DURATION_SECONDS", default_value_t = 40)]
     pub lease_duration_seconds: u64,
@@ -116,6 +119,10 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let pod_cidr = wait_for_pod_cidr(&client, &args.node).await?;
     tracing::info!(node = %args.node, %pod_cidr, cni = ?args.cni, "pod CIDR assigned");
     setup_node_network(&mounts, args.cni, args.node_ip, pod_cidr)?;
+    let cluster_cidr = Cidr::parse(&args.cluster_cidr).context("--cluster-cidr")?;
+    if let Some(script) = routes::masquerade_script(args.cni, cluster_cidr) {
+        nft(&script).context("loading the ip-masq table")?;
+    }
     let ready_since = Timestamp::now();
     retry("posting the node status", || {
         node::post_status(&client, &facts, true, ready_since)
@@ -197,6 +204,24 @@ fn setup_node_network(mounts: &HostMounts, cni: Cni, node_ip: Ipv4Addr, pod_cidr
     }
     if !lines.is_empty() {
         mounts.ip_batch(&lines)?;
+    }
+    Ok(())
+}
+
+/// Loads an nftables script (`nft -f -`) in the agent's namespace.
+fn nft(script: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("starting nft (is nftables installed?)")?;
+    child.stdin.take().context("nft stdin")?.write_all(script.as_bytes())?;
+    let output = child.wait_with_output()?;
+    if !output.status.success() {
+        anyhow::bail!("nft: {}", String::from_utf8_lossy(&output.stderr).trim());
     }
     Ok(())
 }

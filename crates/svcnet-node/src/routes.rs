@@ -139,6 +139,27 @@ pub fn vtep_mac(ip: Ipv4Addr) -> String {
     format!("0e:f1:{a:02x}:{b:02x}:{c:02x}:{d:02x}")
 }
 
+/// The nftables table of flannel's ip-masq: pod traffic leaving the cluster CIDR (for the VPC,
+/// the SLB, the internet client) goes out with the node's address, as flannel's `--ip-masq`
+/// does; pod-to-pod traffic keeps its source. Terway pods own VPC addresses: no masquerade.
+/// The script replaces the table whole, so applying it again is harmless.
+pub fn masquerade_script(cni: Cni, cluster_cidr: Cidr) -> Option<String> {
+    if cni == Cni::TerwayEniip {
+        return None;
+    }
+    Some(format!(
+        "table ip {MASQ_TABLE}\ndelete table ip {MASQ_TABLE}\ntable ip {MASQ_TABLE} {{\n\
+         \tchain postrouting {{\n\
+         \t\ttype nat hook postrouting priority srcnat; policy accept;\n\
+         \t\tip saddr {cluster_cidr} ip daddr {cluster_cidr} return\n\
+         \t\tip saddr {cluster_cidr} ip daddr != 224.0.0.0/4 masquerade\n\
+         \t}}\n}}\n"
+    ))
+}
+
+/// The table [`masquerade_script`] owns.
+pub const MASQ_TABLE: &str = "svcnet-flannel";
+
 /// `ip -batch` lines that put `route` in place.
 pub fn route_line(verb: &str, route: &Route) -> String {
     let mut line = format!("route {verb} {} via {}", route.dest, route.via);
@@ -376,6 +397,17 @@ mod tests {
             let d = desired(cni, "node1", &nodes());
             assert!(d.routes.iter().all(|r| r.dest != "default" && r.dest != "0.0.0.0/0"));
         }
+    }
+
+    #[test]
+    fn flannel_masquerades_only_traffic_leaving_the_cluster_cidr() {
+        let cidr = Cidr::parse("10.244.0.0/16").unwrap();
+        assert_eq!(masquerade_script(Cni::TerwayEniip, cidr), None);
+        let script = masquerade_script(Cni::Flannel, cidr).unwrap();
+        assert!(script.starts_with("table ip svcnet-flannel\ndelete table ip svcnet-flannel\n"));
+        assert!(script.contains("ip saddr 10.244.0.0/16 ip daddr 10.244.0.0/16 return\n"));
+        assert!(script.contains("ip saddr 10.244.0.0/16 ip daddr != 224.0.0.0/4 masquerade\n"));
+        assert_eq!(masquerade_script(Cni::FlannelVxlan, cidr), Some(script));
     }
 
     #[test]

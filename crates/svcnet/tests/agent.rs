@@ -498,6 +498,14 @@ async fn flannel_pods_run_talk_probe_survive_restart_and_go_away() {
         "192.168.77.12"
     );
 
+    // A pod reaches the VPC (here the API server at the router's address), which has no route
+    // to pod CIDRs: flannel's ip-masq sends it with the node's address.
+    let version = in_netns(
+        &b_ns,
+        &["curl", "-sS", "--max-time", "5", "http://192.168.77.1:6443/version"],
+    );
+    assert!(version.contains("gitVersion"), "{version}");
+
     // The echo's own output is captured too.
     assert!(read(&lab.pod_dir(&a).join("echo.log")).contains("serving 8080/tcp, 5353/udp"));
 
