@@ -56,6 +56,8 @@ pub type PodRx = watch::Receiver<Option<Pod>>;
 const FAST_TICK: Duration = Duration::from_millis(10);
 const SLOW_TICK: Duration = Duration::from_millis(100);
 const FAST_FOR: Duration = Duration::from_secs(3);
+/// How long a new pod's first status waits for its containers to start.
+const FIRST_START_WAIT: Duration = Duration::from_millis(100);
 /// Restart backoff: doubling from the first, capped small (the lab wants quick recovery).
 const BACKOFF_FIRST: Duration = Duration::from_millis(250);
 const BACKOFF_CAP: Duration = Duration::from_secs(5);
@@ -376,8 +378,23 @@ impl PodRun {
                 self.start(pod, i)?;
             }
         }
+        self.await_first_start().await;
         self.step(pod).await;
         Ok(())
+    }
+
+    /// Waits briefly for fresh shims to report their containers, so the first status written
+    /// already says Running (one write per pod start instead of Pending, then Running).
+    async fn await_first_start(&self) {
+        let deadline = Instant::now() + FIRST_START_WAIT;
+        while Instant::now() < deadline
+            && self
+                .ctrs
+                .iter()
+                .any(|c| matches!(observe(&c.files), Seen::NotStarted | Seen::Starting))
+        {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
     }
 
     async fn create_sandbox(&self, pod: &Pod) -> anyhow::Result<Ipv4Addr> {
