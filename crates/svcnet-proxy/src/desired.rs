@@ -23,8 +23,8 @@
 //! `client . pool-base → slot` in the dynamic `affinity` map with per-element timeouts, using
 //! the connection mark as the register that carries the slot into the DNAT lookup.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -68,7 +68,12 @@ const LOCAL_POOL_BIT: u32 = 0x8000;
 const JHASH_SEED: &str = "0x5eed";
 
 /// The desired table for this node.
-pub fn desired(services: &[Service], slices: &[EndpointSlice], node: &NodeInfo, config: &ModelConfig) -> Ruleset {
+pub fn desired<S: Borrow<Service>, E: Borrow<EndpointSlice>>(
+    services: &[S],
+    slices: &[E],
+    node: &NodeInfo,
+    config: &ModelConfig,
+) -> Ruleset {
     let ports = service_ports(services, slices, node, config);
     ruleset_for(&ports, node, config)
 }
@@ -382,23 +387,4 @@ fn selection(rules: &mut Ruleset, port: &ServicePort, pool: &[&Endpoint], base: 
 /// A slot key as nft prints marks.
 fn slot_key(key: u32) -> String {
     format!("{key:#010x}")
-}
-
-/// The addresses this ruleset sends traffic to, per UDP Service frontend: what conntrack cleanup
-/// compares between syncs.
-pub fn udp_frontends(ports: &[ServicePort]) -> BTreeMap<(Ipv4Addr, u16), BTreeSet<(Ipv4Addr, u16)>> {
-    let mut out: BTreeMap<(Ipv4Addr, u16), BTreeSet<(Ipv4Addr, u16)>> = BTreeMap::new();
-    for port in ports.iter().filter(|p| p.name.protocol == "udp") {
-        let endpoints: BTreeSet<(Ipv4Addr, u16)> = port.cluster_pool().iter().map(|e| (e.ip, e.port)).collect();
-        let frontends = port
-            .cluster_ip
-            .iter()
-            .chain(&port.external_ips)
-            .chain(&port.load_balancer_ips)
-            .map(|ip| (*ip, port.name.port));
-        for frontend in frontends {
-            out.entry(frontend).or_default().extend(endpoints.iter().copied());
-        }
-    }
-    out
 }

@@ -9,12 +9,18 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod apply;
+pub mod cli;
 pub mod config;
+pub mod conntrack;
 pub mod desired;
+pub mod health;
 pub mod maglev;
+pub mod metrics;
 pub mod ruleset;
+pub mod run;
 pub mod services;
 
 pub use config::{Algorithm, Cidr, ModelConfig, NodeInfo};
 pub use desired::desired;
 pub use ruleset::Ruleset;
+pub use run::{run, ProxyConfig};

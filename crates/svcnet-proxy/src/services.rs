@@ -1,6 +1,7 @@
 //! From Services and EndpointSlices to the proxy's view: one `ServicePort` per Service port that
 //! gets rules, with its frontends, policies and endpoints. No nftables here.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
@@ -140,9 +141,9 @@ pub fn is_proxied_slice(slice: &EndpointSlice) -> bool {
 }
 
 /// Slices grouped by `(namespace, service name)`.
-pub fn slices_by_service(slices: &[EndpointSlice]) -> BTreeMap<(String, String), Vec<&EndpointSlice>> {
+pub fn slices_by_service<E: Borrow<EndpointSlice>>(slices: &[E]) -> BTreeMap<(String, String), Vec<&EndpointSlice>> {
     let mut by_service: BTreeMap<(String, String), Vec<&EndpointSlice>> = BTreeMap::new();
-    for slice in slices.iter().filter(|s| is_proxied_slice(s)) {
+    for slice in slices.iter().map(Borrow::borrow).filter(|s| is_proxied_slice(s)) {
         let namespace = slice.metadata.namespace.clone().unwrap_or_default();
         let Some(service) = slice.metadata.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL)) else {
             continue;
@@ -153,15 +154,15 @@ pub fn slices_by_service(slices: &[EndpointSlice]) -> BTreeMap<(String, String),
 }
 
 /// Every Service port the proxy programs, in name order.
-pub fn service_ports(
-    services: &[Service],
-    slices: &[EndpointSlice],
+pub fn service_ports<S: Borrow<Service>, E: Borrow<EndpointSlice>>(
+    services: &[S],
+    slices: &[E],
     node: &NodeInfo,
     config: &ModelConfig,
 ) -> Vec<ServicePort> {
     let slices = slices_by_service(slices);
     let mut out = Vec::new();
-    for service in services.iter().filter(|s| is_proxied(s)) {
+    for service in services.iter().map(Borrow::borrow).filter(|s| is_proxied(s)) {
         let namespace = service.metadata.namespace.clone().unwrap_or_default();
         let name = service.metadata.name.clone().unwrap_or_default();
         let no_slices = Vec::new();

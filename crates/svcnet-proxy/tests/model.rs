@@ -79,7 +79,7 @@ fn four_endpoints() -> Vec<Ep<'static>> {
 
 /// What the Services add to the empty table: elements per set, then chains.
 fn service_part(rules: &Ruleset) -> String {
-    let base = desired(&[], &[], &node(), &config());
+    let base = desired::<Service, EndpointSlice>(&[], &[], &node(), &config());
     let mut out = String::new();
     for (name, set) in &rules.sets {
         let added: Vec<String> = set
@@ -132,7 +132,10 @@ fn golden(case: &str, services: &[Service], slices: &[EndpointSlice]) -> Ruleset
 
 #[test]
 fn base_table() {
-    check_golden("base", &desired(&[], &[], &node(), &config()).render());
+    check_golden(
+        "base",
+        &desired::<Service, EndpointSlice>(&[], &[], &node(), &config()).render(),
+    );
 }
 
 #[test]
@@ -342,5 +345,10 @@ fn malformed_objects_do_not_panic() {
         &node(),
         &config(),
     );
-    assert_eq!(rules.chains.len(), desired(&[], &[], &node(), &config()).chains.len());
+    assert_eq!(
+        rules.chains.len(),
+        desired::<Service, EndpointSlice>(&[], &[], &node(), &config())
+            .chains
+            .len()
+    );
 }

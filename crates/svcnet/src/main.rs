@@ -33,6 +33,9 @@ enum Command {
     Exec(svcnet_node::cli::ExecArgs),
     /// Print a container's output.
     Logs(svcnet_node::cli::LogsArgs),
+    /// The node proxy: run it alone, or print a node's live nftables table.
+    #[command(subcommand)]
+    Proxy(ProxyCommand),
     /// The parent of one container process (started by the agent).
     #[command(hide = true)]
     Shim(svcnet_node::shim::ShimArgs),
@@ -44,6 +47,14 @@ enum BenchCommand {
     Api(svcnet_bench::ApiBenchOptions),
     /// Time `svcnet up` until all nodes are Ready, and pod create -> Ready in a lab.
     Lab(svcnet_lab::BenchLabArgs),
+}
+
+#[derive(Subcommand)]
+enum ProxyCommand {
+    /// Run the node proxy in the current network namespace (`svcnet agent` runs it by default).
+    Run(svcnet_proxy::cli::RunArgs),
+    /// Print a node's live `ip svcnet` table.
+    Rules(svcnet_proxy::cli::RulesArgs),
 }
 
 #[derive(clap::Args)]
@@ -141,6 +152,8 @@ fn main() -> anyhow::Result<()> {
         Command::Echo(args) => runtime.block_on(svcnet_node::echo::run(args)),
         Command::Exec(args) => runtime.block_on(svcnet_node::cli::exec(args)),
         Command::Logs(args) => runtime.block_on(svcnet_node::cli::logs(args)),
+        Command::Proxy(ProxyCommand::Run(args)) => runtime.block_on(svcnet_proxy::cli::run(args)),
+        Command::Proxy(ProxyCommand::Rules(args)) => svcnet_proxy::cli::rules(&args, svcnet_node::lab_prefix),
         Command::Shim(args) => std::process::exit(svcnet_node::shim::run(args)?),
     }
 }
