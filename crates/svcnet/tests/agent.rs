@@ -539,6 +539,23 @@ async fn flannel_pods_run_talk_probe_survive_restart_and_go_away() {
         .status()
         .unwrap();
     assert_eq!(code.code(), Some(7));
+    let on_node = Command::new(env!("CARGO_BIN_EXE_svcnet"))
+        .args([
+            "exec",
+            "--node",
+            "node1",
+            "--prefix",
+            &lab.prefix,
+            "--",
+            "ip",
+            "-4",
+            "addr",
+            "show",
+            "eth0",
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&on_node.stdout).contains("inet 192.168.77.11/24"));
 
     // Readiness: fails until the marker exists, then flips back when it goes.
     tokio::time::sleep(Duration::from_millis(1500)).await;
