@@ -39,8 +39,8 @@ pub struct BenchLabArgs {
     /// How many times to start the lab (the start time is reported per run).
     #[arg(long, default_value_t = 3)]
     pub runs: u32,
-    /// Host port of the benchmark lab's API server.
-    #[arg(long, default_value_t = 16443)]
+    /// Host port of the benchmark lab's API server (0: a free one).
+    #[arg(long, default_value_t = 0)]
     pub port: u16,
 }
 
@@ -71,7 +71,7 @@ fn start_lab(exe: &Path, args: &BenchLabArgs, data_dir: &Path) -> anyhow::Result
     let started = Instant::now();
     let mut child = Command::new(exe)
         .args(["up", "--nodes", &args.nodes.to_string(), "--cni", args.cni.as_str()])
-        .args(["--listen", &format!("127.0.0.1:{}", args.port), "--name", "snbench"])
+        .args(["--listen", &format!("127.0.0.1:{}", args.port), "--name", &bench_name()])
         .arg("--data-dir")
         .arg(data_dir)
         .env("SVCNET_LOG", "error")
@@ -98,8 +98,16 @@ fn start_lab(exe: &Path, args: &BenchLabArgs, data_dir: &Path) -> anyhow::Result
     Ok((lab, elapsed))
 }
 
-pub async fn bench_lab(args: BenchLabArgs) -> anyhow::Result<String> {
+/// A lab name of its own, so the benchmark runs beside any other lab.
+fn bench_name() -> String {
+    format!("snb{:x}", std::process::id())
+}
+
+pub async fn bench_lab(mut args: BenchLabArgs) -> anyhow::Result<String> {
     crate::require_root("svcnet bench lab")?;
+    if args.port == 0 {
+        args.port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    }
     let exe = std::env::current_exe()?;
     let data_dir = std::env::temp_dir().join(format!("svcnet-bench-lab-{}", std::process::id()));
     let mut report = format!(

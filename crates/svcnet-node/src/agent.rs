@@ -62,6 +62,15 @@ pub struct AgentArgs {
     /// Seconds between node status heartbeats.
     #[arg(long, env = "SVCNET_NODE_STATUS_UPDATE_FREQUENCY", default_value_t = 10)]
     pub node_status_update_frequency: u64,
+    /// Run the node proxy (crate svcnet-proxy) in this agent (the default).
+    #[arg(long, env = "SVCNET_PROXY", overrides_with = "no_proxy")]
+    pub proxy: bool,
+    /// Leave Services to another proxy: no `ip svcnet` table on this node.
+    #[arg(long, env = "SVCNET_NO_PROXY", overrides_with = "proxy")]
+    pub no_proxy: bool,
+    /// The node proxy's settings.
+    #[command(flatten)]
+    pub proxy_flags: svcnet_proxy::cli::ProxyFlags,
 }
 
 /// The pieces of a Node the routes depend on.
@@ -135,6 +144,21 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         Duration::from_secs(args.node_status_update_frequency.max(1)),
     ));
     tokio::spawn(keep_routes(client.clone(), args.cni, args.node.clone()));
+    // --- node proxy (svcnet-proxy): Services and EndpointSlices -> nftables in this namespace.
+    if !args.no_proxy {
+        let proxy = svcnet_proxy::run(
+            client.clone(),
+            args.node.clone(),
+            args.node_ip,
+            args.proxy_flags.config()?,
+        );
+        tokio::spawn(async move {
+            if let Err(error) = proxy.await {
+                tracing::error!(%error, "node proxy stopped");
+            }
+        });
+    }
+    // --- end node proxy
 
     let exe = std::env::current_exe().context("finding the svcnet binary")?;
     let ipam = Ipam::load(pod_cidr, &args.data_dir.join("ipam.json"))?;
