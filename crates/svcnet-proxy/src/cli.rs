@@ -99,12 +99,25 @@ pub struct RulesArgs {
     pub prefix: Option<String>,
 }
 
+/// The lab's prefix: the flag, else the one `lab.json` records (labs made with --name), else
+/// the one derived from the data dir.
+fn lab_prefix_of(args: &RulesArgs, derived: impl Fn(&Path) -> String) -> String {
+    if let Some(prefix) = &args.prefix {
+        return prefix.clone();
+    }
+    let recorded = std::fs::read_to_string(args.data_dir.join("lab.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|state| state["prefix"].as_str().map(str::to_string));
+    recorded.unwrap_or_else(|| derived(&args.data_dir))
+}
+
 /// Prints the live table in nft syntax; `lab_prefix` names the lab of a data dir.
 pub fn rules(args: &RulesArgs, lab_prefix: impl Fn(&Path) -> String) -> anyhow::Result<()> {
-    let netns = args.node.as_ref().map(|node| {
-        let prefix = args.prefix.clone().unwrap_or_else(|| lab_prefix(&args.data_dir));
-        format!("{prefix}-{node}")
-    });
+    let netns = args
+        .node
+        .as_ref()
+        .map(|node| format!("{}-{node}", lab_prefix_of(args, &lab_prefix)));
     if let Some(netns) = &netns {
         if !Path::new("/run/netns").join(netns).exists() {
             bail!("network namespace {netns} does not exist (is the lab up, and is --data-dir right?)");
