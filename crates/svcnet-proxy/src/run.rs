@@ -239,7 +239,14 @@ impl SyncLoop {
         self.observe_programming_latency(&slices);
         self.health_checks.sync(health::service_health(&ports)).await;
         let udp = conntrack::udp_frontends(&ports, &[self.node_ip]);
-        let stale = conntrack::stale(&self.udp, &udp);
+        // After a restart the previous endpoints are unknown: treating every frontend as new
+        // would cut the UDP flows that a restart must leave alone, so the first sync only
+        // records them.
+        let stale = if self.first_sync {
+            Vec::new()
+        } else {
+            conntrack::stale(&self.udp, &udp)
+        };
         self.udp = udp;
         if !stale.is_empty() {
             // Deletions run after the new rules are in, so the next packet takes a new path.
