@@ -340,6 +340,11 @@ fn services_end_to_end(tag: &str, cni: &str) {
         "web",
         json!({"sessionAffinity": "ClientIP", "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 60}}}),
     );
+    let expiring = lab.service(
+        "expiring",
+        "web",
+        json!({"sessionAffinity": "ClientIP", "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 1}}}),
+    );
     let udp = lab.service(
         "udp",
         "udp",
@@ -455,6 +460,14 @@ fn services_end_to_end(tag: &str, cni: &str) {
     // ClientIP affinity sticks.
     let answers = ask(&cl.netns, &format!("{}:80", cluster_ip(&sticky)), 5);
     assert_eq!(pods_of(&answers).len(), 1, "{answers:?}");
+
+    // ... and expires: after the timeout the next connection takes the next backend in turn.
+    let target = format!("{}:80", cluster_ip(&expiring));
+    let answers = ask(&cl.netns, &target, 3);
+    assert_eq!(pods_of(&answers).len(), 1, "{answers:?}");
+    std::thread::sleep(Duration::from_millis(2_500));
+    let after = ask(&cl.netns, &target, 1);
+    assert_ne!(after[0].0, answers[0].0, "affinity expired");
 
     // A proxy restart resets no established connection: one keep-alive connection through the
     // cluster IP, the node agent (and its proxy) killed and restarted in between.
