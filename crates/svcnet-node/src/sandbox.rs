@@ -220,6 +220,9 @@ pub fn remove(mounts: &HostMounts, netns: &str, veth: &str) -> anyhow::Result<()
     if !lines.is_empty() {
         mounts.ip_batch(&lines)?;
     }
+    if crate::netns::exists(netns) {
+        bail!("network namespace {netns} is still there after ip netns delete");
+    }
     let dir = etc_dir(netns);
     if dir.exists() {
         std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;

@@ -681,19 +681,36 @@ async fn stop_containers(dir: &std::path::Path, grace: Duration) {
     }
 }
 
-/// Removes the sandbox, the address and the pod directory of `uid`.
+/// Tries to remove a sandbox this many times (a busy machine can fail a fork or a netlink
+/// call) before giving up and leaving it to the next agent start or `svcnet down`.
+const REMOVE_ATTEMPTS: u32 = 8;
+
+/// Removes the sandbox, the address and the pod directory of `uid`. The directory (the record a
+/// restarted agent cleans up from) goes only once the sandbox is gone.
 pub async fn remove_sandbox(shared: &Arc<Shared>, uid: &str) {
-    let netns = crate::names::pod_netns(&shared.prefix, uid);
-    let veth = crate::names::pod_veth(uid);
-    let owner = shared.clone();
-    let removed = tokio::task::spawn_blocking(move || sandbox::remove(&owner.mounts, &netns, &veth)).await;
-    if let Ok(Err(err)) | Err(err) = removed.map_err(anyhow::Error::from) {
-        tracing::warn!(uid, error = %format!("{err:#}"), "removing a pod sandbox failed");
+    let mut delay = Duration::from_millis(50);
+    for attempt in 1..=REMOVE_ATTEMPTS {
+        let (netns, veth) = (
+            crate::names::pod_netns(&shared.prefix, uid),
+            crate::names::pod_veth(uid),
+        );
+        let owner = shared.clone();
+        let removed = tokio::task::spawn_blocking(move || sandbox::remove(&owner.mounts, &netns, &veth)).await;
+        match removed.map_err(anyhow::Error::from) {
+            Ok(Ok(())) => {
+                if let Ok(mut ipam) = shared.ipam.lock() {
+                    let _ = ipam.release(uid);
+                }
+                let _ = std::fs::remove_dir_all(shared.pod_dir(uid));
+                return;
+            }
+            Ok(Err(err)) | Err(err) => {
+                tracing::warn!(uid, attempt, error = %format!("{err:#}"), "removing a pod sandbox failed");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+        }
     }
-    if let Ok(mut ipam) = shared.ipam.lock() {
-        let _ = ipam.release(uid);
-    }
-    let _ = std::fs::remove_dir_all(shared.pod_dir(uid));
 }
 
 /// A pod directory whose pod no longer exists: stop and remove everything.

@@ -613,11 +613,11 @@ async fn flannel_pods_run_talk_probe_survive_restart_and_go_away() {
     );
     lab.start_agent(1);
     eventually("client-b's sandbox removed by the restarted agent", || {
-        let gone = !netns::exists(&b_ns) && !svcnet_node::shim::alive(b_pid);
+        let gone =
+            !netns::exists(&b_ns) && !Path::new("/etc/netns").join(&b_ns).exists() && !svcnet_node::shim::alive(b_pid);
         async move { gone.then_some(()) }
     })
     .await;
-    assert!(!Path::new("/etc/netns").join(&b_ns).exists());
 }
 
 /// Pods on two nodes reach each other and the other node in `cni` mode.
@@ -739,12 +739,19 @@ async fn many_pods_become_ready_quickly() {
             }
         })
     };
-    let mut created = std::collections::HashMap::new();
-    for i in 0..count {
-        let name = format!("p{i}");
-        created.insert(name.clone(), Instant::now());
-        lab.create_pod(echo_pod(&name, "node1")).await;
-    }
+    // Creates with 10 in flight, as `svcnet bench lab` sends them.
+    let creates = (0..count).map(|i| {
+        let pods = pods.clone();
+        async move {
+            let name = format!("p{i}");
+            let started = Instant::now();
+            let pod = serde_json::from_value(echo_pod(&name, "node1")).unwrap();
+            pods.create(&PostParams::default(), &pod).await.unwrap();
+            (name, started)
+        }
+    });
+    let created: std::collections::HashMap<String, Instant> =
+        futures::stream::iter(creates).buffer_unordered(10).collect().await;
     eventually("every pod Ready", || {
         let done = ready_at.lock().unwrap().len() == count;
         async move { done.then_some(()) }
@@ -757,7 +764,11 @@ async fn many_pods_become_ready_quickly() {
     let p50 = latencies[latencies.len() / 2];
     let p99 = latencies[(latencies.len() * 99 / 100).min(latencies.len() - 1)];
     eprintln!("{count} pods: create -> Ready p50 {p50:?} p99 {p99:?}");
-    assert!(p99 < Duration::from_secs(5), "p99 {p99:?}");
+    if std::env::var("SVCNET_TEST_AGENT_LOG").is_ok() {
+        eprintln!("{}", read(&lab.dir.path().join("node1.log")));
+    }
+    // Generous: debug binaries on a shared 2-core machine; a lost or stuck pod fails it.
+    assert!(p99 < Duration::from_secs(15), "p99 {p99:?}");
     let ips: std::collections::HashSet<String> = pods
         .list(&Default::default())
         .await
