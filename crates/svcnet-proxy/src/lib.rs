@@ -9,6 +9,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod apply;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod conntrack;

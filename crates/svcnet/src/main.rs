@@ -47,6 +47,8 @@ enum BenchCommand {
     Api(svcnet_bench::ApiBenchOptions),
     /// Time `svcnet up` until all nodes are Ready, and pod create -> Ready in a lab.
     Lab(svcnet_lab::BenchLabArgs),
+    /// The node proxy's sync time and first-packet latency, beside kube-proxy's iptables layout.
+    Proxy(svcnet_proxy::bench::BenchProxyArgs),
 }
 
 #[derive(Subcommand)]
@@ -152,6 +154,10 @@ fn main() -> anyhow::Result<()> {
         Command::Echo(args) => runtime.block_on(svcnet_node::echo::run(args)),
         Command::Exec(args) => runtime.block_on(svcnet_node::cli::exec(args)),
         Command::Logs(args) => runtime.block_on(svcnet_node::cli::logs(args)),
+        Command::Bench(BenchCommand::Proxy(args)) => {
+            print!("{}", svcnet_proxy::bench::run(args)?);
+            Ok(())
+        }
         Command::Proxy(ProxyCommand::Run(args)) => runtime.block_on(svcnet_proxy::cli::run(args)),
         Command::Proxy(ProxyCommand::Rules(args)) => svcnet_proxy::cli::rules(&args, svcnet_node::lab_prefix),
         Command::Shim(args) => std::process::exit(svcnet_node::shim::run(args)?),

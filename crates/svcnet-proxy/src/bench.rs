@@ -1,0 +1,443 @@
+//! `svcnet bench proxy`: sync time and first-packet latency of the svcnet table against
+//! kube-proxy's iptables layout (KUBE-SVC/KUBE-SEP chains with statistic probabilities, loaded
+//! by iptables-restore) as the peer, in the same run. Everything happens in throwaway network
+//! namespaces the benchmark makes (a node's shape: a pod link with the backend and client
+//! addresses, the service range routed to it) and removes, also on failure; traffic never
+//! leaves them, and every loop is bounded.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use serde_json::json;
+
+use crate::apply::{diff_script, Applier, Nft};
+use crate::config::{ModelConfig, NodeInfo};
+use crate::desired::desired;
+
+/// `svcnet bench proxy` flags.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchProxyArgs {
+    /// Services in the sync benchmark.
+    #[arg(long, default_value_t = 10_000)]
+    pub services: usize,
+    /// Endpoints per Service.
+    #[arg(long, default_value_t = 10)]
+    pub endpoints_per_service: usize,
+    /// One-endpoint increments timed after the full sync.
+    #[arg(long, default_value_t = 50)]
+    pub increments: usize,
+    /// Service counts of the first-packet latency sweep.
+    #[arg(long, value_delimiter = ',', default_value = "10,1000,10000,30000")]
+    pub latency_services: Vec<usize>,
+    /// Connections timed per point of the sweep.
+    #[arg(long, default_value_t = 2_000)]
+    pub connects: usize,
+    /// Leave out the iptables peer.
+    #[arg(long)]
+    pub skip_iptables: bool,
+}
+
+/// The backend every timed connection reaches, and the client's address.
+const BACKEND: Ipv4Addr = Ipv4Addr::new(10, 244, 1, 10);
+const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 244, 1, 50);
+const BACKEND_PORT: u16 = 8080;
+
+/// A network namespace made for the benchmark, deleted on drop.
+struct BenchNetns {
+    name: String,
+}
+
+impl BenchNetns {
+    fn new(tag: &str) -> anyhow::Result<BenchNetns> {
+        let netns = BenchNetns {
+            name: format!("svpb-{}-{tag}", std::process::id()),
+        };
+        ip(&["netns", "add", &netns.name])?;
+        let n = netns.name.as_str();
+        ip(&["-n", n, "link", "set", "lo", "up"])?;
+        ip(&[
+            "-n",
+            n,
+            "link",
+            "add",
+            "pods",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "pods-peer",
+        ])?;
+        ip(&["-n", n, "link", "set", "pods", "up"])?;
+        ip(&["-n", n, "link", "set", "pods-peer", "up"])?;
+        ip(&["-n", n, "addr", "add", &format!("{BACKEND}/32"), "dev", "pods"])?;
+        ip(&["-n", n, "addr", "add", &format!("{CLIENT}/32"), "dev", "pods"])?;
+        ip(&["-n", n, "route", "add", "10.96.0.0/12", "dev", "pods"])?;
+        Ok(netns)
+    }
+
+    fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
+        let file = std::fs::File::open(format!("/run/netns/{}", self.name))?;
+        std::thread::spawn(move || -> anyhow::Result<T> {
+            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)?;
+            Ok(f())
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("benchmark thread panicked"))?
+    }
+}
+
+impl Drop for BenchNetns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "delete", &self.name]).status();
+    }
+}
+
+fn ip(args: &[&str]) -> anyhow::Result<()> {
+    let output = Command::new("ip").args(args).output().context("running ip")?;
+    if !output.status.success() {
+        bail!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// The cluster IP of Service `i` (10.96.0.1 upward).
+fn cluster_ip(i: usize) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 96, 0, 1)) + i as u32)
+}
+
+/// Endpoint `j` of the synthetic backends (10.246.0.0 upward: addresses nobody answers on).
+fn endpoint_ip(j: usize) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 246, 0, 0)) + j as u32)
+}
+
+/// `count` Services with `per` endpoints each; the last one's only endpoint is the real
+/// backend, so it sits last in kube-proxy's KUBE-SERVICES list (its worst case).
+fn objects(count: usize, per: usize) -> (Vec<Service>, Vec<EndpointSlice>) {
+    let mut services = Vec::with_capacity(count);
+    let mut slices = Vec::with_capacity(count);
+    for i in 0..count {
+        let name = format!("s{i}");
+        let ip = cluster_ip(i).to_string();
+        let service = json!({"metadata": {"name": name, "namespace": "bench"},
+            "spec": {"clusterIP": ip, "clusterIPs": [ip],
+                     "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}});
+        let addresses: Vec<String> = if i + 1 == count {
+            vec![BACKEND.to_string()]
+        } else {
+            (0..per).map(|k| endpoint_ip(i * per + k).to_string()).collect()
+        };
+        let endpoints: Vec<serde_json::Value> = addresses
+            .iter()
+            .map(|a| json!({"addresses": [a], "nodeName": "node1", "conditions": {"ready": true}}))
+            .collect();
+        let slice = json!({"metadata": {"name": format!("{name}-1"), "namespace": "bench",
+                                        "labels": {"kubernetes.io/service-name": name}},
+            "addressType": "IPv4", "endpoints": endpoints,
+            "ports": [{"name": "http", "port": BACKEND_PORT, "protocol": "TCP"}]});
+        if let (Ok(service), Ok(slice)) = (serde_json::from_value(service), serde_json::from_value(slice)) {
+            services.push(service);
+            slices.push(slice);
+        }
+    }
+    (services, slices)
+}
+
+fn node() -> NodeInfo {
+    NodeInfo {
+        name: "node1".into(),
+        ips: vec![Ipv4Addr::new(192, 168, 77, 11)],
+    }
+}
+
+fn model_config() -> ModelConfig {
+    ModelConfig {
+        cluster_cidr: "10.244.0.0/16".parse().ok(),
+        ..ModelConfig::default()
+    }
+}
+
+/// kube-proxy's iptables-mode nat table for the same Services, as `iptables-restore` input.
+fn iptables_restore_input(count: usize, per: usize) -> String {
+    let mut chains = String::new();
+    let mut rules = String::new();
+    let _ = writeln!(
+        rules,
+        "-A PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES"
+    );
+    let _ = writeln!(
+        rules,
+        "-A OUTPUT -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES"
+    );
+    let _ = writeln!(
+        rules,
+        "-A POSTROUTING -m comment --comment \"kubernetes postrouting rules\" -j KUBE-POSTROUTING"
+    );
+    let _ = writeln!(rules, "-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000");
+    let _ = writeln!(rules, "-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN");
+    let _ = writeln!(rules, "-A KUBE-POSTROUTING -j MARK --set-xmark 0x4000/0x0");
+    let _ = writeln!(rules, "-A KUBE-POSTROUTING -j MASQUERADE --random-fully");
+    for i in 0..count {
+        let svc = format!("KUBE-SVC-{i:016X}");
+        let ip = cluster_ip(i);
+        let _ = writeln!(chains, ":{svc} - [0:0]");
+        let _ = writeln!(
+            rules,
+            "-A KUBE-SERVICES -d {ip}/32 -p tcp -m comment --comment \"bench/s{i}:http cluster IP\" -m tcp --dport 80 -j {svc}"
+        );
+        let _ = writeln!(
+            rules,
+            "-A {svc} ! -s 10.244.0.0/16 -d {ip}/32 -p tcp -m tcp --dport 80 -j KUBE-MARK-MASQ"
+        );
+        let endpoints: Vec<Ipv4Addr> = if i + 1 == count {
+            vec![BACKEND]
+        } else {
+            (0..per).map(|k| endpoint_ip(i * per + k)).collect()
+        };
+        let n = endpoints.len();
+        for (k, endpoint) in endpoints.iter().enumerate() {
+            let sep = format!("KUBE-SEP-{:016X}", i * per + k);
+            let _ = writeln!(chains, ":{sep} - [0:0]");
+            if k + 1 < n {
+                let probability = 1.0 / (n - k) as f64;
+                let _ = writeln!(
+                    rules,
+                    "-A {svc} -m statistic --mode random --probability {probability:.10} -j {sep}"
+                );
+            } else {
+                let _ = writeln!(rules, "-A {svc} -j {sep}");
+            }
+            let _ = writeln!(rules, "-A {sep} -s {endpoint}/32 -j KUBE-MARK-MASQ");
+            let _ = writeln!(
+                rules,
+                "-A {sep} -p tcp -m tcp -j DNAT --to-destination {endpoint}:{BACKEND_PORT}"
+            );
+        }
+    }
+    format!(
+        "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n\
+         :KUBE-SERVICES - [0:0]\n:KUBE-MARK-MASQ - [0:0]\n:KUBE-POSTROUTING - [0:0]\n{chains}{rules}COMMIT\n"
+    )
+}
+
+fn iptables_restore(netns: &BenchNetns, input: &str) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &netns.name, "iptables-restore"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting iptables-restore (apt-get install iptables)")?;
+    child.stdin.take().context("stdin")?.write_all(input.as_bytes())?;
+    let output = child.wait_with_output()?;
+    if !output.status.success() {
+        bail!("iptables-restore: {}", String::from_utf8_lossy(&output.stderr).trim());
+    }
+    Ok(start.elapsed())
+}
+
+/// A listener on the backend address that accepts and drops connections until stopped.
+struct Backend {
+    stop: Arc<AtomicBool>,
+}
+
+impl Backend {
+    fn start(netns: &BenchNetns) -> anyhow::Result<Backend> {
+        let listener = netns.run(|| TcpListener::bind((BACKEND, BACKEND_PORT)))??;
+        listener.set_nonblocking(true)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok(_) => {}
+                    Err(_) => std::thread::sleep(Duration::from_micros(50)),
+                }
+            }
+        });
+        Ok(Backend { stop })
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// p50 and p99 of `count` connects to `target` from the client address.
+fn connect_latency(netns: &BenchNetns, target: SocketAddr, count: usize) -> anyhow::Result<(Duration, Duration)> {
+    let samples = netns.run(move || -> anyhow::Result<Vec<Duration>> {
+        let mut samples = Vec::with_capacity(count);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        for _ in 0..count {
+            if Instant::now() > deadline {
+                break;
+            }
+            let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+            socket.bind(&SocketAddr::from((CLIENT, 0)).into())?;
+            // RST on close: no TIME_WAIT pile-up over thousands of connections.
+            socket.set_linger(Some(Duration::ZERO))?;
+            let start = Instant::now();
+            socket.connect_timeout(&target.into(), Duration::from_secs(2))?;
+            samples.push(start.elapsed());
+        }
+        Ok(samples)
+    })??;
+    Ok((percentile(&samples, 50), percentile(&samples, 99)))
+}
+
+fn percentile(samples: &[Duration], p: usize) -> Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) * p / 100).min(sorted.len() - 1)]
+}
+
+fn micros(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+fn millis(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+/// Runs the benchmark; the report as Markdown.
+pub fn run(args: BenchProxyArgs) -> anyhow::Result<String> {
+    let mut report = String::new();
+    let _ = writeln!(
+        report,
+        "## svcnet bench proxy\n\n{} Services x {} endpoints (sync), connects per point {}\n",
+        args.services, args.endpoints_per_service, args.connects
+    );
+    sync_section(&args, &mut report)?;
+    latency_section(&args, &mut report)?;
+    Ok(report)
+}
+
+fn sync_section(args: &BenchProxyArgs, report: &mut String) -> anyhow::Result<()> {
+    let netns = BenchNetns::new("sync")?;
+    let (services, mut slices) = objects(args.services, args.endpoints_per_service);
+    let start = Instant::now();
+    let first = desired(&services, &slices, &node(), &model_config());
+    let model_time = start.elapsed();
+    let mut applier = Applier::new(Nft {
+        netns: Some(netns.name.clone()),
+    });
+    let full = applier.sync(&first)?.duration;
+    let _ = writeln!(
+        report,
+        "| step | svcnet (nft) | kube-proxy iptables layout |\n|---|---|---|"
+    );
+    let peer_full = if args.skip_iptables {
+        "skipped".to_string()
+    } else {
+        let peer = BenchNetns::new("ipt-sync")?;
+        millis(iptables_restore(
+            &peer,
+            &iptables_restore_input(args.services, args.endpoints_per_service),
+        )?)
+    };
+    let _ = writeln!(
+        report,
+        "| full sync into a fresh namespace | {} (+ {} model) | {} |",
+        millis(full),
+        millis(model_time),
+        peer_full
+    );
+    // Increments: one endpoint of one Service replaced each time.
+    let mut applied = first;
+    let mut apply_times = Vec::new();
+    let mut model_times = Vec::new();
+    for n in 0..args.increments.min(args.services.saturating_sub(1)) {
+        let index = (n * 7919) % (args.services - 1);
+        if let Some(endpoint) = slices[index].endpoints.first_mut() {
+            endpoint.addresses = vec![endpoint_ip(1_000_000 + n).to_string()];
+        }
+        let start = Instant::now();
+        let next = desired(&services, &slices, &node(), &model_config());
+        model_times.push(start.elapsed());
+        let script_start = Instant::now();
+        let script = diff_script(&applied, &next).unwrap_or_default();
+        let report_sync = applier.sync(&next)?;
+        if report_sync.full {
+            bail!("an increment fell back to a full sync");
+        }
+        apply_times.push(script_start.elapsed());
+        debug_assert!(!script.is_empty());
+        applied = next;
+    }
+    let _ = writeln!(
+        report,
+        "| one-endpoint increment, diff + nft (p50 / p99 of {}) | {} / {} (model {} / {}) | one iptables-restore of the whole table |",
+        apply_times.len(),
+        millis(percentile(&apply_times, 50)),
+        millis(percentile(&apply_times, 99)),
+        millis(percentile(&model_times, 50)),
+        millis(percentile(&model_times, 99)),
+    );
+    let _ = writeln!(
+        report,
+        "\nsvcnet table: {} chains, {} rules, {} elements\n",
+        applied.chains.len(),
+        applied.rule_count(),
+        applied.element_count()
+    );
+    Ok(())
+}
+
+fn latency_section(args: &BenchProxyArgs, report: &mut String) -> anyhow::Result<()> {
+    let _ = writeln!(
+        report,
+        "| Services | direct p50 / p99 | svcnet p50 / p99 | iptables p50 / p99 | svcnet load | iptables load |\n|---|---|---|---|---|---|"
+    );
+    for &count in &args.latency_services {
+        let count = count.max(1);
+        let netns = BenchNetns::new("lat")?;
+        let _backend = Backend::start(&netns)?;
+        let (services, slices) = objects(count, args.endpoints_per_service);
+        let mut applier = Applier::new(Nft {
+            netns: Some(netns.name.clone()),
+        });
+        let load = applier
+            .sync(&desired(&services, &slices, &node(), &model_config()))?
+            .duration;
+        let target = SocketAddr::from((cluster_ip(count - 1), 80));
+        let direct = connect_latency(&netns, SocketAddr::from((BACKEND, BACKEND_PORT)), args.connects)?;
+        let through = connect_latency(&netns, target, args.connects)?;
+        drop(netns);
+        let (peer, peer_load) = if args.skip_iptables {
+            ("skipped".to_string(), "skipped".to_string())
+        } else {
+            let peer_netns = BenchNetns::new("ipt-lat")?;
+            let _backend = Backend::start(&peer_netns)?;
+            let load = iptables_restore(&peer_netns, &iptables_restore_input(count, args.endpoints_per_service))?;
+            let (p50, p99) = connect_latency(&peer_netns, target, args.connects)?;
+            (format!("{} / {}", micros(p50), micros(p99)), millis(load))
+        };
+        let _ = writeln!(
+            report,
+            "| {count} | {} / {} | {} / {} | {peer} | {} | {peer_load} |",
+            micros(direct.0),
+            micros(direct.1),
+            micros(through.0),
+            micros(through.1),
+            millis(load)
+        );
+    }
+    Ok(())
+}
