@@ -56,6 +56,9 @@ pub type PodRx = watch::Receiver<Option<Pod>>;
 const FAST_TICK: Duration = Duration::from_millis(10);
 const SLOW_TICK: Duration = Duration::from_millis(100);
 const FAST_FOR: Duration = Duration::from_secs(3);
+/// Status write retries: doubling from the first, capped.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_CAP: Duration = Duration::from_secs(5);
 /// How long a new pod's first status waits for its containers to start.
 const FIRST_START_WAIT: Duration = Duration::from_millis(100);
 /// Restart backoff: doubling from the first, capped small (the lab wants quick recovery).
@@ -257,6 +260,10 @@ struct PodRun {
     last_status: Option<Value>,
     /// Something the status depends on changed since the last status was written.
     dirty: bool,
+    /// After a failed status write: not before this instant (so a down API server is not
+    /// hammered by every pod at tick rate), with the delay doubling up to [`RETRY_CAP`].
+    retry_at: Option<Instant>,
+    retry_delay: Duration,
 }
 
 /// The worker of pod `uid` until its pod is gone.
@@ -289,6 +296,8 @@ pub async fn run_pod(shared: Arc<Shared>, uid: String, mut rx: PodRx) {
         born: Instant::now(),
         last_status: None,
         dirty: true,
+        retry_at: None,
+        retry_delay: RETRY_FIRST,
     };
     let mut pod = pod;
     if !is_deleting(&pod) {
@@ -585,7 +594,7 @@ impl PodRun {
 
     /// Writes the status if it differs from the last one written.
     async fn report(&mut self, pod: &Pod) {
-        if !self.dirty {
+        if !self.dirty || self.retry_at.is_some_and(|at| Instant::now() < at) {
             return;
         }
         let views: Vec<ContainerView> = self.ctrs.iter().map(|c| c.view(&self.uid)).collect();
@@ -614,8 +623,14 @@ impl PodRun {
                 tracing::debug!(pod = name, phase = %status["phase"], since_seen = ?self.born.elapsed(), "pod status written");
                 self.last_status = Some(status);
                 self.dirty = false;
+                self.retry_at = None;
+                self.retry_delay = RETRY_FIRST;
             }
-            Err(err) => tracing::warn!(pod = name, error = %err, "writing pod status failed; retrying"),
+            Err(err) => {
+                tracing::warn!(pod = name, error = %err, retry_in = ?self.retry_delay, "writing pod status failed");
+                self.retry_at = Some(Instant::now() + self.retry_delay);
+                self.retry_delay = (self.retry_delay * 2).min(RETRY_CAP);
+            }
         }
     }
 
