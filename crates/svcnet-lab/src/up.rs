@@ -198,10 +198,20 @@ async fn run(
         start_agents(lab, state, running)?;
         state.save()?;
         let timeout = Duration::from_secs(args.ready_timeout);
+        let deadline = Instant::now() + timeout;
         tokio::select! {
             result = wait_ready(&client, lab, &state.data_dir, running, started, timeout) => result?,
             _ = stop.wait_for(|s| *s) => bail!("interrupted"),
         }
+        let pod_cidrs = pod_cidrs(&client).await;
+        tokio::select! {
+            result = wait_pod_routes(lab, &pod_cidrs, deadline) => result?,
+            _ = stop.wait_for(|s| *s) => bail!("interrupted"),
+        }
+        println!(
+            "  pod network routes in place ({:.1} s)",
+            started.elapsed().as_secs_f64()
+        );
     }
     let pod_cidrs = pod_cidrs(&client).await;
     println!("lab {} ready in {:.1} s", lab.prefix, started.elapsed().as_secs_f64());
@@ -465,6 +475,56 @@ fn check_agents(lab: &Lab, running: &mut Running) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where each node's pod CIDR must be routed before pods on different nodes can talk: in every
+/// other node (flannel modes, the agents' routes) or in the VPC router (terway, ours).
+pub fn expected_pod_routes(lab: &Lab, pod_cidrs: &BTreeMap<String, String>) -> Vec<(String, String)> {
+    let mut expected = Vec::new();
+    for node in &lab.nodes {
+        let Some(cidr) = pod_cidrs.get(&node.name) else {
+            continue;
+        };
+        if lab.cni == plan::Cni::TerwayEniip {
+            expected.push((lab.router_namespace(), cidr.clone()));
+            continue;
+        }
+        for other in lab.nodes.iter().filter(|o| o.name != node.name) {
+            expected.push((other.namespace.clone(), cidr.clone()));
+        }
+    }
+    expected
+}
+
+/// "Ready" means pods can talk across nodes: waits until the routes between the nodes' pod CIDRs
+/// are in place (the agents add theirs a moment after their Node turns Ready).
+async fn wait_pod_routes(lab: &Lab, pod_cidrs: &BTreeMap<String, String>, deadline: Instant) -> anyhow::Result<()> {
+    let mut missing = expected_pod_routes(lab, pod_cidrs);
+    loop {
+        let check = missing.clone();
+        missing = tokio::task::spawn_blocking(move || {
+            check
+                .into_iter()
+                .filter(|(ns, cidr)| !has_route(ns, cidr))
+                .collect::<Vec<_>>()
+        })
+        .await?;
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            let list: Vec<String> = missing.iter().map(|(ns, cidr)| format!("{cidr} in {ns}")).collect();
+            bail!("pod network routes missing: {}", list.join(", "));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn has_route(namespace: &str, cidr: &str) -> bool {
+    Command::new("ip")
+        .args(["-n", namespace, "-4", "route", "show", "exact", cidr])
+        .output()
+        .is_ok_and(|out| out.status.success() && !out.stdout.is_empty())
+}
+
 async fn pod_cidrs(client: &kube::Client) -> BTreeMap<String, String> {
     let nodes: Api<Node> = Api::all(client.clone());
     let Ok(list) = nodes.list(&Default::default()).await else {
@@ -550,6 +610,34 @@ mod tests {
         assert_eq!(
             lease_args(40).join(" "),
             "--lease-duration-seconds 40 --node-status-update-frequency 10"
+        );
+    }
+
+    #[test]
+    fn pod_routes_are_expected_in_the_other_nodes_or_the_router() {
+        let options = |cni| Options {
+            prefix: "ab".into(),
+            nodes: 3,
+            cni,
+            zones: Vec::new(),
+        };
+        let cidrs: BTreeMap<String, String> = [("node1", "10.244.1.0/24"), ("node2", "10.244.2.0/24")]
+            .into_iter()
+            .map(|(n, c)| (n.to_string(), c.to_string()))
+            .collect();
+        let flannel = plan::plan(&options(Cni::Flannel)).unwrap();
+        let expected = expected_pod_routes(&flannel, &cidrs);
+        assert_eq!(expected.len(), 4, "node3 has no pod CIDR yet: {expected:?}");
+        assert!(expected.contains(&("ab-node3".into(), "10.244.1.0/24".into())));
+        assert!(!expected.contains(&("ab-node1".into(), "10.244.1.0/24".into())));
+        let terway = plan::plan(&options(Cni::TerwayEniip)).unwrap();
+        let expected = expected_pod_routes(&terway, &cidrs);
+        assert_eq!(
+            expected,
+            [
+                ("ab-vpc".into(), "10.244.1.0/24".into()),
+                ("ab-vpc".into(), "10.244.2.0/24".into())
+            ]
         );
     }
 

@@ -154,8 +154,26 @@ fn ping(ns: &str, address: &str) -> bool {
 }
 
 fn curl_in(ns: &str, url: &str) -> String {
-    let output = run("ip", &["netns", "exec", ns, "curl", "-sf", "--max-time", "5", url]);
-    assert!(output.status.success(), "curl {url} in {ns}");
+    let output = run("ip", &["netns", "exec", ns, "curl", "-sSf", "--max-time", "5", url]);
+    if !output.status.success() {
+        // Say where the packets would go: the routes of this namespace and of every node.
+        let prefix = ns.split('-').next().unwrap_or_default();
+        let mut routes = format!(
+            "{ns}:\n{}",
+            String::from_utf8_lossy(&run("ip", &["-n", ns, "route"]).stdout)
+        );
+        for node in lab_netns(prefix).iter().filter(|n| n.contains("-node")) {
+            routes += &format!(
+                "{node}:\n{}",
+                String::from_utf8_lossy(&run("ip", &["-n", node, "route"]).stdout)
+            );
+        }
+        panic!(
+            "curl {url} in {ns}: {} {}\n{routes}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
     String::from_utf8(output.stdout).unwrap()
 }
 
