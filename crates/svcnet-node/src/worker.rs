@@ -56,6 +56,8 @@ pub type PodRx = watch::Receiver<Option<Pod>>;
 const FAST_TICK: Duration = Duration::from_millis(10);
 const SLOW_TICK: Duration = Duration::from_millis(100);
 const FAST_FOR: Duration = Duration::from_secs(3);
+/// Written in the pod directory once its sandbox is complete.
+const SANDBOX_MARKER: &str = "sandbox";
 /// Status write retries: doubling from the first, capped.
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_CAP: Duration = Duration::from_secs(5);
@@ -374,10 +376,23 @@ impl PodRun {
             .lock()
             .map_err(|_| anyhow::anyhow!("ipam lock"))?
             .get(&self.uid);
+        // Adopted only when complete: an agent killed halfway through a sandbox leaves no
+        // marker, and the half-made one is replaced.
+        let complete = self.dir.join(SANDBOX_MARKER).exists() && crate::netns::exists(&self.netns);
         let ip = match held {
             _ if host_network(pod) => self.shared.node_ip,
-            Some(ip) if crate::netns::exists(&self.netns) => ip,
-            _ => self.create_sandbox(pod).await?,
+            Some(ip) if complete => ip,
+            _ => {
+                // Containers left from an incomplete sandbox run in a namespace that is about to
+                // go: they start again in the new one.
+                stop_containers(&self.dir, Duration::ZERO).await;
+                for files in container_files(&self.dir) {
+                    for stale in [files.pid(), files.exit(), files.shim()] {
+                        let _ = std::fs::remove_file(stale);
+                    }
+                }
+                self.create_sandbox(pod).await?
+            }
         };
         self.ip = Some(ip);
         let containers = pod.spec.as_ref().map(|s| s.containers.clone()).unwrap_or_default();
@@ -407,6 +422,7 @@ impl PodRun {
     }
 
     async fn create_sandbox(&self, pod: &Pod) -> anyhow::Result<Ipv4Addr> {
+        let _ = std::fs::remove_file(self.dir.join(SANDBOX_MARKER));
         let ip = self
             .shared
             .ipam
@@ -436,6 +452,7 @@ impl PodRun {
         let shared = self.shared.clone();
         let began = Instant::now();
         tokio::task::spawn_blocking(move || sandbox::create(&shared.mounts, &spec, &files)).await??;
+        std::fs::write(self.dir.join(SANDBOX_MARKER), ip.to_string())?;
         tracing::debug!(netns = %self.netns, took = ?began.elapsed(), "pod sandbox made");
         Ok(ip)
     }
