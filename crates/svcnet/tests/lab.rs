@@ -719,3 +719,35 @@ fn terway_pods_connect_across_nodes_and_from_the_client() {
     lab.down();
     assert_all_gone(&lab, metric);
 }
+
+#[test]
+fn down_without_state_removes_namespaces_by_name_only() {
+    let prefix = format!("tn{:x}", std::process::id() % 0xffff);
+    let mine = [
+        format!("{prefix}-vpc"),
+        format!("{prefix}-node2"),
+        format!("{prefix}-p-0123456789ab"),
+    ];
+    // Names that only look alike belong to someone else and stay.
+    let others = [format!("{prefix}-p-xyz"), format!("{prefix}x-vpc")];
+    for name in mine.iter().chain(&others) {
+        assert!(run("ip", &["netns", "add", name]).status.success(), "{name}");
+    }
+    std::fs::create_dir_all(format!("/etc/netns/{}", mine[2])).unwrap();
+    let data_dir = tempfile::tempdir().unwrap();
+    let output = Command::new(SVCNET)
+        .args(["down", "--name", &prefix, "--data-dir"])
+        .arg(data_dir.path())
+        .output()
+        .unwrap();
+    let exists = |name: &String| Path::new("/run/netns").join(name).exists();
+    let others_left: Vec<bool> = others.iter().map(exists).collect();
+    let mine_left: Vec<bool> = mine.iter().map(exists).collect();
+    for name in &others {
+        run("ip", &["netns", "delete", name]);
+    }
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(mine_left, [false; 3], "{mine:?}");
+    assert_eq!(others_left, [true; 2], "{others:?}");
+    assert!(!Path::new(&format!("/etc/netns/{}", mine[2])).exists());
+}
