@@ -700,8 +700,10 @@ async fn stop_containers(dir: &std::path::Path, grace: Duration) {
     let files = container_files(dir);
     let running = |f: &Files| read_number::<i32>(&f.pid()).is_some_and(alive);
     for f in &files {
-        signal_file(&f.shim(), Signal::SIGTERM);
-        signal_file(&f.pid(), Signal::SIGTERM);
+        // One SIGTERM per container: through its shim, or straight to it when the shim is gone.
+        let shim_alive = read_number::<i32>(&f.shim()).is_some_and(alive);
+        let target = if shim_alive { f.shim() } else { f.pid() };
+        signal_file(&target, Signal::SIGTERM);
     }
     let deadline = Instant::now() + grace;
     while Instant::now() < deadline && files.iter().any(running) {

@@ -847,6 +847,30 @@ async fn containers_restart_by_policy_and_on_liveness_failure() {
     .await;
     assert!(!netns::exists(&lab.pod_netns(&host)));
 
+    // Graceful deletion: one SIGTERM reaches the container, which exits well before its grace.
+    let term_file = lab.dir.path().join("term");
+    let trap = format!(
+        "trap 'echo term >> {}; exit 0' TERM; while true; do sleep 0.1; done",
+        term_file.display()
+    );
+    let mut graceful = pod("graceful", "Always", json!(["sh", "-c", trap]));
+    graceful["spec"]["terminationGracePeriodSeconds"] = json!(20);
+    lab.create_pod(graceful).await;
+    lab.ready_pod("graceful").await;
+    let asked = Instant::now();
+    pods.delete("graceful", &DeleteParams::default()).await.unwrap();
+    eventually("graceful released", || {
+        let pods = pods.clone();
+        async move { matches!(pods.get("graceful").await, Err(kube::Error::Api(e)) if e.code == 404).then_some(()) }
+    })
+    .await;
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "waited for the grace period: {:?}",
+        asked.elapsed()
+    );
+    assert_eq!(read(&term_file), "term\n");
+
     lab.ready_pod("live").await;
     std::fs::remove_file(&marker).unwrap();
     eventually("live restarted by its liveness probe", || async {
