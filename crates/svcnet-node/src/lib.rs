@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod cli;
+pub mod container;
 pub mod echo;
 pub mod env;
 pub mod ipam;
