@@ -110,3 +110,27 @@ pub fn tcp_listener_in(name: &str, addr: std::net::SocketAddr) -> anyhow::Result
     listener.set_nonblocking(true)?;
     Ok(listener)
 }
+
+/// The pids of processes whose network namespace is the named one (compared by inode, as
+/// `ip netns pids` does): what must be stopped before a namespace is really gone.
+pub fn pids_in(name: &str) -> Vec<i32> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(target) = std::fs::metadata(path(name)).map(|m| m.ino()) else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| std::fs::metadata(format!("/proc/{pid}/ns/net")).is_ok_and(|m| m.ino() == target))
+        .collect()
+}
+
+/// SIGKILL to every process in the named namespace (teardown: nothing may keep it alive).
+pub fn kill_all_in(name: &str) {
+    for pid in pids_in(name) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    }
+}

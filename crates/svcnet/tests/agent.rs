@@ -47,6 +47,18 @@ impl Drop for Lab {
         for node in &self.nodes {
             svcnet_node::shim::kill_all(&self.node_dir(node));
         }
+        // Shims live in the node namespaces and containers in the pod ones: whatever a dying
+        // agent started after the pid files were read goes too (twice, for late starters).
+        let ours = format!("{}-", self.prefix);
+        for _ in 0..2 {
+            for entry in std::fs::read_dir(netns::NETNS_DIR).into_iter().flatten().flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with(&ours) {
+                    netns::kill_all_in(&name);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         if std::thread::panicking() {
             for node in &self.nodes {
                 let log = std::fs::read_to_string(self.dir.path().join(format!("{node}.log"))).unwrap_or_default();
@@ -60,7 +72,6 @@ impl Drop for Lab {
         if let Some(forward) = self.forward.take() {
             forward.abort();
         }
-        let ours = format!("{}-", self.prefix);
         for entry in std::fs::read_dir(netns::NETNS_DIR).into_iter().flatten().flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.starts_with(&ours) {
