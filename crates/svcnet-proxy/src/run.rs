@@ -202,17 +202,21 @@ impl SyncLoop {
             name: self.node_name.clone(),
             ips: vec![self.node_ip],
         };
-        let ports = service_ports(&services, &slices, &node_info, &model);
-        let ruleset = ruleset_for(&ports, &node_info, &model);
+        // The model and nft both take long at 10,000 Services: off the runtime's threads, so
+        // the health servers keep answering meanwhile.
         let applier = self.applier.clone();
-        let rules = ruleset.clone();
-        let result =
-            tokio::task::spawn_blocking(move || applier.lock().unwrap_or_else(|e| e.into_inner()).sync(&rules))
-                .await
-                .map_err(|e| anyhow::anyhow!("sync task: {e}"))
-                .and_then(|r| r.map_err(anyhow::Error::from));
-        let report = match result {
-            Ok(report) => report,
+        let slices_for_model = slices.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let ports = service_ports(&services, &slices_for_model, &node_info, &model);
+            let ruleset = ruleset_for(&ports, &node_info, &model);
+            let report = applier.lock().unwrap_or_else(|e| e.into_inner()).sync(&ruleset);
+            report.map(|report| (report, ports, ruleset))
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("sync task: {e}"))
+        .and_then(|r| r.map_err(anyhow::Error::from));
+        let (report, ports, ruleset) = match result {
+            Ok(done) => done,
             Err(error) => {
                 tracing::error!(%error, "syncing the nftables table failed; next sync is a full one");
                 self.metrics.sync_failed();
