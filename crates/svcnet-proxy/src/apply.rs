@@ -219,13 +219,10 @@ pub fn full_script(desired: &Ruleset, live: &LiveObjects) -> String {
     out
 }
 
-/// The script that turns the applied `old` into `new`, or None when they are equal. Order
+/// The script that turns the applied `old` into `new`, or None when nothing differs. Order
 /// matters inside the transaction: new chains exist before elements point at them, and chains
 /// go only after the elements and rules that named them.
 pub fn diff_script(old: &Ruleset, new: &Ruleset) -> Option<String> {
-    if old == new {
-        return None;
-    }
     let mut out = String::new();
     for (name, set) in new.sets.iter().filter(|(n, _)| !old.sets.contains_key(*n)) {
         add_set(&mut out, name, set);
@@ -246,10 +243,9 @@ pub fn diff_script(old: &Ruleset, new: &Ruleset) -> Option<String> {
     let empty = BTreeMap::new();
     for (name, set) in new.sets.iter().filter(|(_, s)| !s.dynamic) {
         let before = old.sets.get(name).map_or(&empty, |s| &s.elements);
-        let gone = before.iter().filter(|(k, v)| set.elements.get(*k) != Some(*v));
-        element_commands(&mut out, "delete", name, gone, true);
-        let added = set.elements.iter().filter(|(k, v)| before.get(*k) != Some(*v));
-        element_commands(&mut out, "add", name, added, false);
+        let (gone, added) = element_changes(before, &set.elements);
+        element_commands(&mut out, "delete", name, gone.into_iter(), true);
+        element_commands(&mut out, "add", name, added.into_iter(), false);
     }
     for name in old.chains.keys().filter(|n| !new.chains.contains_key(*n)) {
         let _ = writeln!(out, "flush chain {FAMILY} {TABLE} {name}");
@@ -260,7 +256,42 @@ pub fn diff_script(old: &Ruleset, new: &Ruleset) -> Option<String> {
     for (name, set) in old.sets.iter().filter(|(n, _)| !new.sets.contains_key(*n)) {
         let _ = writeln!(out, "delete {} {FAMILY} {TABLE} {name}", set.kind());
     }
-    Some(out)
+    (!out.is_empty()).then_some(out)
+}
+
+type Elements = BTreeMap<String, String>;
+/// Borrowed elements (key, value) picked out of an [`Elements`].
+type ElementRefs<'a> = Vec<(&'a String, &'a String)>;
+
+/// Elements to delete (gone, or with a new value) and to add (new, or with a new value), by one
+/// merge walk over the two sorted maps: linear, which matters at 200,000 elements.
+fn element_changes<'a>(before: &'a Elements, after: &'a Elements) -> (ElementRefs<'a>, ElementRefs<'a>) {
+    let (mut gone, mut added) = (Vec::new(), Vec::new());
+    if before == after {
+        return (gone, added);
+    }
+    let mut old = before.iter().peekable();
+    let mut new = after.iter().peekable();
+    loop {
+        match (old.peek(), new.peek()) {
+            (None, None) => break,
+            (Some(_), None) => gone.extend(old.by_ref()),
+            (None, Some(_)) => added.extend(new.by_ref()),
+            (Some((ok, ov)), Some((nk, nv))) => match ok.cmp(nk) {
+                std::cmp::Ordering::Less => gone.extend(old.next()),
+                std::cmp::Ordering::Greater => added.extend(new.next()),
+                std::cmp::Ordering::Equal => {
+                    if ov != nv {
+                        gone.push((ok, ov));
+                        added.push((nk, nv));
+                    }
+                    old.next();
+                    new.next();
+                }
+            },
+        }
+    }
+    (gone, added)
 }
 
 /// How a sync went (for logs and metrics).
@@ -332,5 +363,33 @@ impl Applier {
             self.nft.run_script(&format!("delete table {FAMILY} {TABLE}\n"))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn elements(pairs: &[(&str, &str)]) -> Elements {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn element_changes_merge_walk() {
+        let before = elements(&[("a", "1"), ("b", "2"), ("c", "3")]);
+        let after = elements(&[("b", "2"), ("c", "4"), ("d", "5")]);
+        let (gone, added) = element_changes(&before, &after);
+        let keys = |v: ElementRefs<'_>| v.into_iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>();
+        assert_eq!(keys(gone), vec!["a=1", "c=3"]);
+        assert_eq!(keys(added), vec!["c=4", "d=5"]);
+        assert_eq!(element_changes(&after, &after), (vec![], vec![]));
+    }
+
+    #[test]
+    fn equal_rulesets_need_no_script() {
+        let mut rules = Ruleset::default();
+        rules.set("s", Set::new("ipv4_addr", None));
+        rules.element("s", "10.0.0.1", "");
+        assert_eq!(diff_script(&rules, &rules.clone()), None);
     }
 }
