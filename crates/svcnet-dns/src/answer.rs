@@ -8,7 +8,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::wire::{self, rcode, rtype, Name, Query, Reject, Section, Writer, CLASS_IN, HEADER_LEN};
-use crate::zone::{EndpointRecord, PortRecord, ServiceKind, ServiceRecords, ServiceSpec, Zone};
+use crate::zone::{Endpoint, PortRecord, ServiceKind, ServiceRecords, ServiceSpec, Zone};
 
 /// The transport a query came over: it sets the size limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -267,7 +267,7 @@ fn service(
         // A headless Service without ready addresses does not exist (spec §2.4.1).
         ServiceKind::Headless if records.addresses.is_empty() => Status::NxDomain,
         ServiceKind::Headless if qtype == rtype::SRV => {
-            let targets: Vec<(&EndpointRecord, &PortRecord)> = records
+            let targets: Vec<(Endpoint<'_>, &PortRecord)> = records
                 .endpoints()
                 .flat_map(|(endpoint, ports)| ports.iter().map(move |port| (endpoint, port)))
                 .collect();
@@ -349,7 +349,7 @@ fn srv(
             srv_cluster_ip(zone, reply, ips, &ports, key, at)
         }
         ServiceKind::Headless => {
-            let targets: Vec<(&EndpointRecord, &PortRecord)> = records
+            let targets: Vec<(Endpoint<'_>, &PortRecord)> = records
                 .endpoints()
                 .flat_map(|(endpoint, ports)| ports.iter().filter(|p| matches(p)).map(move |p| (endpoint, p)))
                 .collect();
@@ -400,7 +400,7 @@ fn srv_cluster_ip(
 fn srv_headless(
     zone: &Zone,
     reply: &mut Reply<'_, '_>,
-    targets: &[(&EndpointRecord, &PortRecord)],
+    targets: &[(Endpoint<'_>, &PortRecord)],
     key: &[u8],
     at: At,
 ) -> Status {

@@ -58,9 +58,44 @@ impl Default for ZoneConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortRecord {
     /// Empty for unnamed ports (they get no `_port._proto` SRV).
-    pub name: Box<str>,
+    pub name: PortName,
     pub protocol: Protocol,
     pub port: u16,
+}
+
+/// A port name held inline: Kubernetes port names are IANA service names of at most 15
+/// characters, so no allocation is needed. A longer (invalid) name is kept as unnamed.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub struct PortName {
+    bytes: [u8; 15],
+    len: u8,
+}
+
+impl PortName {
+    pub fn new(name: &str) -> PortName {
+        let mut out = PortName::default();
+        if name.len() <= out.bytes.len() {
+            for (dst, src) in out.bytes.iter_mut().zip(name.bytes()) {
+                *dst = src.to_ascii_lowercase();
+            }
+            out.len = name.len() as u8;
+        }
+        out
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl std::fmt::Debug for PortName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self.as_bytes()))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,18 +125,21 @@ impl Protocol {
     }
 }
 
-/// A ready endpoint address of one EndpointSlice.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EndpointRecord {
+/// A ready endpoint address of one EndpointSlice, as the answer path sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoint<'a> {
     pub ip: IpAddr,
     /// `hostname` of the slice endpoint, lower-cased; else the name derives from the IP.
-    pub hostname: Option<Box<str>>,
+    pub hostname: Option<&'a str>,
 }
 
-impl EndpointRecord {
+impl<'a> Endpoint<'a> {
     /// The endpoint's DNS label (dns-spec.md §1.2 rules 1, 3, 4), written into `buf`.
-    pub fn label<'b>(&'b self, buf: &'b mut [u8; 64]) -> &'b [u8] {
-        match &self.hostname {
+    pub fn label<'b>(&self, buf: &'b mut [u8; 64]) -> &'b [u8]
+    where
+        'a: 'b,
+    {
+        match self.hostname {
             Some(hostname) => hostname.as_bytes(),
             None => dashed_ip(self.ip, buf),
         }
@@ -127,18 +165,65 @@ pub fn dashed_ip(ip: IpAddr, buf: &mut [u8; 64]) -> &[u8] {
     &buf[..len]
 }
 
-/// The ready endpoints and ports of one EndpointSlice.
+/// The ready endpoints and ports of one EndpointSlice: addresses in one array, and hostnames
+/// (StatefulSet pods) beside them by address index, so slices without hostnames carry nothing
+/// but addresses.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SliceRecords {
     pub ports: Vec<PortRecord>,
-    pub endpoints: Vec<EndpointRecord>,
+    pub addresses: Vec<IpAddr>,
+    /// `(index into addresses, hostname)`, ascending.
+    pub hostnames: Vec<(u32, Box<str>)>,
+}
+
+impl SliceRecords {
+    pub fn endpoints(&self) -> impl Iterator<Item = Endpoint<'_>> {
+        self.addresses.iter().enumerate().map(move |(i, ip)| Endpoint {
+            ip: *ip,
+            hostname: self
+                .hostnames
+                .binary_search_by_key(&(i as u32), |(index, _)| *index)
+                .ok()
+                .map(|found| &*self.hostnames[found].1),
+        })
+    }
+}
+
+/// The ClusterIPs of a Service: at most two (one per family), held inline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClusterIps {
+    ips: [IpAddr; 2],
+    len: u8,
+}
+
+impl ClusterIps {
+    pub fn new(list: impl IntoIterator<Item = IpAddr>) -> ClusterIps {
+        let unspecified = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+        let mut out = ClusterIps {
+            ips: [unspecified; 2],
+            len: 0,
+        };
+        for ip in list.into_iter().take(2) {
+            out.ips[out.len as usize] = ip;
+            out.len += 1;
+        }
+        out
+    }
+}
+
+impl std::ops::Deref for ClusterIps {
+    type Target = [IpAddr];
+
+    fn deref(&self) -> &[IpAddr] {
+        &self.ips[..self.len as usize]
+    }
 }
 
 /// How a Service answers at its own name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServiceKind {
     /// ClusterIP, NodePort, LoadBalancer: the ClusterIPs (either family).
-    ClusterIp(Vec<IpAddr>),
+    ClusterIp(ClusterIps),
     /// `clusterIP: None`: the ready endpoint addresses.
     Headless,
     /// The CNAME target in wire form, lower-cased.
@@ -157,18 +242,18 @@ pub struct ServiceSpec {
 #[derive(Debug, Clone, Default)]
 pub struct ServiceRecords {
     pub spec: Option<ServiceSpec>,
-    /// By slice name.
-    pub slices: Vec<(Box<str>, Arc<SliceRecords>)>,
+    /// By a 64-bit hash of the slice name (names themselves are not needed to answer).
+    pub slices: Vec<(u64, Arc<SliceRecords>)>,
     /// Headless only: ready addresses of all slices, duplicates removed, in slice order.
     pub addresses: Vec<IpAddr>,
 }
 
 impl ServiceRecords {
     /// Every ready endpoint with the ports of its slice.
-    pub fn endpoints(&self) -> impl Iterator<Item = (&EndpointRecord, &[PortRecord])> {
+    pub fn endpoints(&self) -> impl Iterator<Item = (Endpoint<'_>, &[PortRecord])> {
         self.slices
             .iter()
-            .flat_map(|(_, slice)| slice.endpoints.iter().map(move |e| (e, slice.ports.as_slice())))
+            .flat_map(|(_, slice)| slice.endpoints().map(move |e| (e, slice.ports.as_slice())))
     }
 
     fn refresh_addresses(&mut self) {
@@ -306,13 +391,13 @@ pub fn zone(
 }
 
 /// `(namespace, name)` of a namespaced object.
-type ObjectId = (u32, Box<str>);
+type ObjectId = (u32, u64);
 
 /// The index behind the snapshots: the current zone plus what is needed to undo an object's
 /// contribution when it changes or goes away.
 pub struct Cluster {
     pub zone: Zone,
-    /// `(namespace id, slice name)` → the Service the slice was filed under.
+    /// `(namespace id, slice name hash)` → the Service the slice was filed under.
     slice_owner: HashMap<ObjectId, Arc<[u8]>>,
     /// `(namespace id, 64-bit hash of the pod name)` → the IP the pod contributed. A hash, not
     /// the name, keeps 50,000 pods in 2 MB; two names colliding in 64 bits among a cluster's
@@ -391,7 +476,7 @@ impl Cluster {
                 Some(ServiceSpec {
                     kind: ServiceKind::ClusterIp(ips),
                     ..
-                }) => ips.clone(),
+                }) => ips.to_vec(),
                 _ => Vec::new(),
             };
         }
@@ -406,7 +491,7 @@ impl Cluster {
         let (Some(namespace), Some(name)) = (&slice.metadata.namespace, &slice.metadata.name) else {
             return;
         };
-        let id: ObjectId = (self.zone.namespace_id(namespace), name.as_str().into());
+        let id: ObjectId = (self.zone.namespace_id(namespace), name_hash(name));
         let owner = slice
             .metadata
             .labels
@@ -421,13 +506,12 @@ impl Cluster {
         // A slice relabelled to another Service leaves its old one first.
         if let Some(previous) = self.slice_owner.remove(&id) {
             if new.as_ref().map(|(key, _)| key) != Some(&previous) {
-                self.update_service(&previous, |records| remove_slice(records, &id.1));
+                self.update_service(&previous, |records| remove_slice(records, id.1));
             }
         }
         if let Some((key, records)) = new {
-            self.slice_owner.insert(id.clone(), key.clone());
-            let slice_name = id.1.clone();
-            self.update_service(&key, move |service| put_slice(service, slice_name, records));
+            self.slice_owner.insert(id, key.clone());
+            self.update_service(&key, move |service| put_slice(service, id.1, records));
         }
     }
 
@@ -497,7 +581,10 @@ impl Cluster {
                 hostname,
                 cluster_ip,
             };
-            self.zone.ptr.entry(ip).or_default().push(target);
+            let targets = self.zone.ptr.entry(ip).or_default();
+            targets.push(target);
+            // Vec growth would reserve four; most addresses have one claim.
+            targets.shrink_to_fit();
         }
         if records.spec.is_some() || !records.slices.is_empty() {
             self.zone.services.insert(key, Arc::new(records));
@@ -505,13 +592,13 @@ impl Cluster {
     }
 }
 
-fn remove_slice(records: &mut ServiceRecords, name: &str) -> bool {
+fn remove_slice(records: &mut ServiceRecords, name: u64) -> bool {
     let before = records.slices.len();
-    records.slices.retain(|(slice, _)| &**slice != name);
+    records.slices.retain(|(slice, _)| *slice != name);
     before != records.slices.len()
 }
 
-fn put_slice(records: &mut ServiceRecords, name: Box<str>, slice: SliceRecords) -> bool {
+fn put_slice(records: &mut ServiceRecords, name: u64, slice: SliceRecords) -> bool {
     match records.slices.iter_mut().find(|(existing, _)| *existing == name) {
         Some((_, existing)) if **existing == slice => false,
         Some((_, existing)) => {
@@ -520,8 +607,9 @@ fn put_slice(records: &mut ServiceRecords, name: Box<str>, slice: SliceRecords) 
         }
         None => {
             records.slices.push((name, Arc::new(slice)));
+            records.slices.shrink_to_fit();
             // Keep slice order stable across restarts and relists.
-            records.slices.sort_by(|a, b| a.0.cmp(&b.0));
+            records.slices.sort_by_key(|(name, _)| *name);
             true
         }
     }
@@ -545,7 +633,7 @@ fn ptr_claims_named(records: &ServiceRecords) -> Vec<(IpAddr, Option<Box<str>>, 
             ..
         }) => records
             .endpoints()
-            .filter_map(|(endpoint, _)| Some((endpoint.ip, Some(endpoint.hostname.clone()?), false)))
+            .filter_map(|(endpoint, _)| Some((endpoint.ip, Some(endpoint.hostname?.into()), false)))
             .collect(),
         _ => Vec::new(),
     }
@@ -561,7 +649,7 @@ pub fn service_spec(service: &Service) -> Option<ServiceSpec> {
         .flatten()
         .filter_map(|port| {
             Some(PortRecord {
-                name: port.name.as_deref().unwrap_or("").to_ascii_lowercase().into(),
+                name: PortName::new(port.name.as_deref().unwrap_or("")),
                 protocol: Protocol::parse(port.protocol.as_deref())?,
                 port: u16::try_from(port.port).ok()?,
             })
@@ -580,7 +668,7 @@ pub fn service_spec(service: &Service) -> Option<ServiceSpec> {
             Some(ips) if !ips.is_empty() => ips.clone(),
             _ => spec.cluster_ip.iter().cloned().collect(),
         };
-        ServiceKind::ClusterIp(ips.iter().filter_map(|ip| ip.parse().ok()).collect())
+        ServiceKind::ClusterIp(ClusterIps::new(ips.iter().filter_map(|ip| ip.parse().ok())))
     };
     Some(ServiceSpec { kind, ports })
 }
@@ -594,35 +682,39 @@ pub fn slice_records(slice: &EndpointSlice) -> SliceRecords {
         .flatten()
         .filter_map(|port| {
             Some(PortRecord {
-                name: port.name.as_deref().unwrap_or("").to_ascii_lowercase().into(),
+                name: PortName::new(port.name.as_deref().unwrap_or("")),
                 protocol: Protocol::parse(port.protocol.as_deref())?,
                 port: u16::try_from(port.port?).ok()?,
             })
         })
         .collect();
-    let mut endpoints = Vec::new();
+    let mut records = SliceRecords {
+        ports,
+        ..SliceRecords::default()
+    };
     if slice.address_type == "IPv4" || slice.address_type == "IPv6" {
         for endpoint in &slice.endpoints {
             let ready = endpoint.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
             if !ready {
                 continue;
             }
-            let hostname = endpoint
-                .hostname
-                .as_deref()
-                .filter(|h| !h.is_empty() && h.len() <= 63)
-                .map(|h| h.to_ascii_lowercase().into_boxed_str());
+            let hostname = endpoint.hostname.as_deref().filter(|h| !h.is_empty() && h.len() <= 63);
             for address in &endpoint.addresses {
                 if let Ok(ip) = address.parse() {
-                    endpoints.push(EndpointRecord {
-                        ip,
-                        hostname: hostname.clone(),
-                    });
+                    if let Some(hostname) = hostname {
+                        let index = records.addresses.len() as u32;
+                        records
+                            .hostnames
+                            .push((index, hostname.to_ascii_lowercase().into_boxed_str()));
+                    }
+                    records.addresses.push(ip);
                 }
             }
         }
     }
-    SliceRecords { ports, endpoints }
+    records.addresses.shrink_to_fit();
+    records.hostnames.shrink_to_fit();
+    records
 }
 
 /// Verified mode: the IP of a pod that is not finished (phase Succeeded, Failed and Unknown are
