@@ -527,6 +527,40 @@ fn services_end_to_end(tag: &str, cni: &str) {
         }
         assert!(Instant::now() < deadline, "UDP flow never moved to the new backend");
     }
+    // Metrics under upstream's names, network programming latency from the slices' trigger times.
+    let metrics = run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &node1,
+            "curl",
+            "-sf",
+            "--max-time",
+            "2",
+            "http://127.0.0.1:10249/metrics",
+        ],
+    );
+    let metrics = String::from_utf8_lossy(&metrics.stdout).to_string();
+    let count = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(
+        count("kubeproxy_sync_proxy_rules_duration_seconds_count") > 0.0,
+        "{metrics}"
+    );
+    assert!(
+        count("kubeproxy_network_programming_duration_seconds_count") > 0.0,
+        "{metrics}"
+    );
+    assert!(
+        count("kubeproxy_sync_proxy_rules_last_timestamp_seconds") > 0.0,
+        "{metrics}"
+    );
     println!("[{cni}] all checks passed after {:?}", started.elapsed());
 }
 
