@@ -132,6 +132,9 @@ fn all_kinds() -> (Vec<Service>, Vec<EndpointSlice>) {
             s["metadata"]["annotations"] = json!({"svcnet.io/lb-algorithm": "maglev"})
         }),
         service("empty", "10.96.0.23", |_| {}),
+        service("by-source", "10.96.0.25", |s| {
+            s["metadata"]["annotations"] = json!({"svcnet.io/lb-algorithm": "maglev-source"})
+        }),
         service("lb", "10.96.0.24", |s| {
             s["spec"]["type"] = json!("LoadBalancer");
             s["spec"]["externalTrafficPolicy"] = json!("Local");
@@ -147,6 +150,7 @@ fn all_kinds() -> (Vec<Service>, Vec<EndpointSlice>) {
         slice("sticky", &four),
         slice("hash", &four),
         slice("lb", &four[..2]),
+        slice("by-source", &four),
     ];
     (services, slices)
 }
@@ -173,7 +177,7 @@ fn full_load_increment_restart_and_removal() {
     assert!(report.full && report.changed);
     let listing = nft.list_table().unwrap().expect("table loaded");
     assert!(listing.contains("chain svc-default/web/tcp/80"), "{listing}");
-    assert_eq!(element_count(&nft, "service-ips"), 6);
+    assert_eq!(element_count(&nft, "service-ips"), 7);
 
     // One endpoint replaced: an increment, elements only.
     let mut slices2 = slices.clone();
@@ -196,7 +200,7 @@ fn full_load_increment_restart_and_removal() {
     assert!(restarted.sync(&second).unwrap().full);
     let listing = nft.list_table().unwrap().unwrap();
     assert!(listing.contains("chain svc-default/web/tcp/80"));
-    assert_eq!(element_count(&nft, "service-ips"), 6);
+    assert_eq!(element_count(&nft, "service-ips"), 7);
 
     restarted.delete_table().unwrap();
     assert!(nft.list_table().unwrap().is_none());
@@ -269,6 +273,12 @@ fn round_robin_affinity_and_reject_on_real_connections() {
         .map(|_| connect_once(&netns, "10.96.0.21:80", &backends).unwrap())
         .collect();
     assert!(sticky.iter().all(|b| *b == sticky[0]), "{sticky:?}");
+
+    // Maglev on the source address: one client, one backend, whatever its ports.
+    let hashed: Vec<usize> = (0..5)
+        .map(|_| connect_once(&netns, "10.96.0.25:80", &backends).unwrap())
+        .collect();
+    assert!(hashed.iter().all(|b| *b == hashed[0]), "{hashed:?}");
 
     // No endpoints: refused at once, not a timeout.
     let start = Instant::now();
