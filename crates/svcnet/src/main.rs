@@ -33,6 +33,8 @@ enum Command {
     Exec(svcnet_node::cli::ExecArgs),
     /// Print a container's output.
     Logs(svcnet_node::cli::LogsArgs),
+    /// Run the cluster DNS: Services and pods by name, from the API, over UDP and TCP.
+    Dns(svcnet_dns::cli::DnsArgs),
     /// The node proxy: run it alone, or print a node's live nftables table.
     #[command(subcommand)]
     Proxy(ProxyCommand),
@@ -49,6 +51,8 @@ enum BenchCommand {
     Lab(svcnet_lab::BenchLabArgs),
     /// The node proxy's sync time and first-packet latency, beside kube-proxy's iptables layout.
     Proxy(svcnet_proxy::bench::BenchProxyArgs),
+    /// svcnet dns against NSD and unbound with dnsperf, each pinned to one core.
+    Dns(svcnet_dns::bench::BenchDnsArgs),
 }
 
 #[derive(Subcommand)]
@@ -161,6 +165,11 @@ fn main() -> anyhow::Result<()> {
         Command::Proxy(ProxyCommand::Run(args)) => runtime.block_on(svcnet_proxy::cli::run(args)),
         Command::Proxy(ProxyCommand::Rules(args)) => svcnet_proxy::cli::rules(&args, svcnet_node::lab_prefix),
         Command::Shim(args) => std::process::exit(svcnet_node::shim::run(args)?),
+        Command::Dns(args) => runtime.block_on(svcnet_dns::cli::run(args)),
+        Command::Bench(BenchCommand::Dns(args)) => runtime.block_on(async move {
+            print!("{}", svcnet_dns::bench::run(args).await?);
+            Ok(())
+        }),
     }
 }
 
