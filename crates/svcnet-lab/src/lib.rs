@@ -7,6 +7,7 @@
 
 pub mod bench;
 pub mod build;
+pub mod cluster_dns;
 pub mod plan;
 pub mod state;
 pub mod teardown;
@@ -57,6 +58,10 @@ pub struct UpArgs {
     /// Build the network and the control plane but start no node agents (topology tests).
     #[arg(long, hide = true)]
     pub no_agents: bool,
+    /// Run no cluster DNS (the kube-system/kube-dns Service at 10.96.0.10 and its `svcnet dns`
+    /// pods).
+    #[arg(long)]
+    pub no_cluster_dns: bool,
 }
 
 /// `svcnet down`: remove a lab.

@@ -194,6 +194,14 @@ async fn run(
     let client = start_control_plane(args, lab, state, host_listener, running)?;
     println!("  API server on {} (host) and {} (lab)", state.server, lab_url());
     let kubeconfig = write_kubeconfig(&state.data_dir, &lab.prefix, &state.server)?;
+    if !args.no_cluster_dns && !args.no_agents {
+        let exe = std::env::current_exe().context("locating the svcnet binary for the DNS pods")?;
+        crate::cluster_dns::install(&client, &exe, &lab_url()).await?;
+        println!(
+            "  cluster DNS: kube-system/kube-dns at {}",
+            crate::cluster_dns::CLUSTER_DNS_IP
+        );
+    }
     if !args.no_agents {
         start_agents(lab, state, running)?;
         state.save()?;

@@ -133,7 +133,16 @@ fn init_logging() {
         .init();
 }
 
-fn main() -> anyhow::Result<()> {
+/// Errors end the process with one line (the error and its causes), never a backtrace: that is
+/// what a user of the CLI reads.
+fn main() {
+    if let Err(error) = run() {
+        eprintln!("Error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

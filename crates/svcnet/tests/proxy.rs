@@ -374,6 +374,18 @@ fn services_end_to_end(tag: &str, cni: &str) {
     // ... and from a node: every backend.
     assert_eq!(pods_of(&ask(&node1, &format!("{rr_ip}:80"), 4)), all_web);
 
+    // The cluster DNS (kube-system/kube-dns at 10.96.0.10, through these same rules): the pod
+    // finds the Service by its short and longer names through its resolv.conf search path.
+    wait_until("the cluster DNS answers", Duration::from_secs(30), || {
+        matches!(curl_in(&cl.netns, "rr:80", "2"), Answer::Echo(_))
+    });
+    for name in ["rr", "rr.default", "rr.default.svc", "rr.default.svc.cluster.local"] {
+        match curl_in(&cl.netns, &format!("{name}:80"), "5") {
+            Answer::Echo(echo) => assert!(all_web.contains(echo["pod"].as_str().unwrap_or("")), "{name}: {echo}"),
+            Answer::Failed(code, took) => panic!("{name}: curl exit {code} after {took:?}"),
+        }
+    }
+
     // NodePort, policy Cluster, from the internet: every backend, the client address lost.
     let answers = ask(&client, &format!("{NODE1}:{}", node_port(&np_cluster)), 4);
     assert_eq!(pods_of(&answers), all_web);
