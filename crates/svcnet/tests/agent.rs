@@ -3,6 +3,8 @@
 //! loopback or inside the namespaces each test makes; everything is removed on drop, also when
 //! an assertion fails.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -16,12 +18,7 @@ use svcnet_node::netns;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
+use common::is_root;
 
 /// A small lab: a VPC namespace (bridge vpc0, router 192.168.77.1) and node namespaces on it,
 /// an API server on loopback reachable from the VPC at 192.168.77.1:6443, one agent per node.

@@ -2,6 +2,8 @@
 //! safety, and that nothing is left behind. Each test has its own lab name, data dir and port,
 //! so they run in parallel; a guard runs `svcnet down` even when a test fails.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::Path;
@@ -103,12 +105,7 @@ impl Drop for Lab {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = Command::new(SVCNET)
-            .arg("down")
-            .arg("--data-dir")
-            .arg(self.data_dir.path())
-            .stdout(Stdio::null())
-            .status();
+        common::svcnet_down(self.data_dir.path());
     }
 }
 

@@ -9,6 +9,8 @@
 //! Pods: web-1a, web-1b on node1 and web-2a, web-2b on node2 (app=web, HTTP on 8080); one-1 on
 //! node1 (app=one); udp-1 on node1 (app=udp, UDP 5353); cl on node2, the in-cluster client.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
@@ -25,12 +27,7 @@ const INTERNET_CLIENT: &str = "203.0.113.100";
 const LB_VIP: &str = "203.0.113.50";
 const LB_PROXY_MODE: &str = "203.0.113.51";
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
+use common::is_root;
 
 /// A running `svcnet up`; dropping it stops the lab and runs `svcnet down`.
 struct Lab {
@@ -197,12 +194,7 @@ impl Drop for Lab {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = Command::new(SVCNET)
-            .arg("down")
-            .arg("--data-dir")
-            .arg(self.data_dir.path())
-            .stdout(Stdio::null())
-            .status();
+        common::svcnet_down(self.data_dir.path());
     }
 }
 

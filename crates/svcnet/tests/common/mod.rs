@@ -199,3 +199,22 @@ impl Kubectl {
         path.to_string_lossy().into_owned()
     }
 }
+
+/// Whether the tests run as root (lab, agent and proxy tests need network namespaces).
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// `svcnet down --data-dir DIR`, for drop guards: it removes whatever a lab left, also when a test
+/// failed half-way.
+pub fn svcnet_down(data_dir: &Path) {
+    let _ = Command::new(env!("CARGO_BIN_EXE_svcnet"))
+        .arg("down")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stdout(Stdio::null())
+        .status();
+}
