@@ -27,6 +27,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt as _;
 use svcnet_store::RedbStore;
 
 /// How to run the API server.
@@ -87,7 +88,9 @@ pub async fn serve_on(config: Config, listeners: Vec<Listener>, advertise: Socke
         tracing::info!(%address, "API server listening");
         let app = app.clone();
         match listener {
-            Listener::Plain(listener) => servers.spawn(async move { axum::serve(listener, app).await }),
+            Listener::Plain(listener) => {
+                servers.spawn(async move { axum::serve(listener.tap_io(disable_nagle), app).await })
+            }
         };
     }
     // Each server runs until the process ends; the first to fail ends them all.
@@ -95,6 +98,16 @@ pub async fn serve_on(config: Config, listeners: Vec<Listener>, advertise: Socke
         result??;
     }
     Ok(())
+}
+
+/// Watch streams are many small writes with no reply traffic to carry ACKs: with Nagle's
+/// algorithm on, an event written while the previous one is unacknowledged waits for the
+/// client's delayed ACK (up to 40 ms on Linux). Go servers, kube-apiserver included, turn it off
+/// on every connection; so do we.
+fn disable_nagle(stream: &mut tokio::net::TcpStream) {
+    if let Err(err) = stream.set_nodelay(true) {
+        tracing::debug!(%err, "setting TCP_NODELAY on an accepted connection");
+    }
 }
 
 /// The API as a router over any store, with the initial namespaces in place. In-process tests
