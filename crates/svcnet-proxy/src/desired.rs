@@ -96,7 +96,7 @@ pub fn ruleset_for(ports: &[ServicePort], node: &NodeInfo, config: &ModelConfig)
 }
 
 /// Sets, maps and hook chains that exist whatever the Services are.
-fn base_ruleset(node: &NodeInfo) -> Ruleset {
+pub(crate) fn base_ruleset(node: &NodeInfo) -> Ruleset {
     let mut rules = Ruleset::default();
     let frontend = "ipv4_addr . inet_proto . inet_service";
     rules.set(SERVICE_IPS, Set::new(frontend, Some("verdict")));
@@ -211,13 +211,18 @@ pub fn port_ids<'a>(names: impl Iterator<Item = &'a ServicePortName>) -> BTreeMa
     let mut sorted: Vec<&ServicePortName> = names.collect();
     sorted.sort();
     for name in sorted.into_iter().take(0xffff) {
-        let mut id = (fnv32(&name.to_string()) % 0xffff + 1) as u16;
+        let mut id = preferred_id(name);
         while !taken.insert(id) {
             id = if id == 0xffff { 1 } else { id + 1 };
         }
         ids.insert(name.clone(), id);
     }
     ids
+}
+
+/// The id a port gets unless another port holds it already (then the next free one up).
+pub(crate) fn preferred_id(name: &ServicePortName) -> u16 {
+    (fnv32(&name.to_string()) % 0xffff + 1) as u16
 }
 
 fn fnv32(text: &str) -> u32 {
@@ -230,7 +235,7 @@ pub fn chain_name(kind: &str, port: &ServicePortName) -> String {
     format!("{kind}-{port}")
 }
 
-fn add_service_port(rules: &mut Ruleset, port: &ServicePort, id: u16, config: &ModelConfig) {
+pub(crate) fn add_service_port(rules: &mut Ruleset, port: &ServicePort, id: u16, config: &ModelConfig) {
     let proto = port.name.protocol;
     let number = port.name.port;
     let svc_chain = chain_name("svc", &port.name);

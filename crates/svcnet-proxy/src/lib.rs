@@ -15,6 +15,7 @@ pub mod config;
 pub mod conntrack;
 pub mod desired;
 pub mod health;
+pub mod incremental;
 pub mod maglev;
 pub mod metrics;
 pub mod ruleset;

@@ -144,11 +144,8 @@ pub fn is_proxied_slice(slice: &EndpointSlice) -> bool {
 pub fn slices_by_service<E: Borrow<EndpointSlice>>(slices: &[E]) -> BTreeMap<(String, String), Vec<&EndpointSlice>> {
     let mut by_service: BTreeMap<(String, String), Vec<&EndpointSlice>> = BTreeMap::new();
     for slice in slices.iter().map(Borrow::borrow).filter(|s| is_proxied_slice(s)) {
-        let namespace = slice.metadata.namespace.clone().unwrap_or_default();
-        let Some(service) = slice.metadata.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL)) else {
-            continue;
-        };
-        by_service.entry((namespace, service.clone())).or_default().push(slice);
+        let Some(service) = slice_service(slice) else { continue };
+        by_service.entry(service).or_default().push(slice);
     }
     by_service
 }
@@ -172,6 +169,30 @@ pub fn service_ports<S: Borrow<Service>, E: Borrow<EndpointSlice>>(
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out.dedup_by(|a, b| a.name == b.name);
     out
+}
+
+/// The ports of one Service from its own slices (the incremental model's unit of work): the
+/// same values `service_ports` yields for it, empty when the proxy does not program it.
+pub fn ports_of_service(
+    service: &Service,
+    slices: &[&EndpointSlice],
+    node: &NodeInfo,
+    config: &ModelConfig,
+) -> Vec<ServicePort> {
+    if !is_proxied(service) {
+        return Vec::new();
+    }
+    let slices: Vec<&EndpointSlice> = slices.iter().copied().filter(|s| is_proxied_slice(s)).collect();
+    let mut ports = ports_of(service, &slices, node, config);
+    ports.sort_by(|a, b| a.name.cmp(&b.name));
+    ports.dedup_by(|a, b| a.name == b.name);
+    ports
+}
+
+/// The Service a slice belongs to: `(namespace, kubernetes.io/service-name)`.
+pub fn slice_service(slice: &EndpointSlice) -> Option<(String, String)> {
+    let service = slice.metadata.labels.as_ref()?.get(SERVICE_NAME_LABEL)?;
+    Some((slice.metadata.namespace.clone().unwrap_or_default(), service.clone()))
 }
 
 fn ports_of(service: &Service, slices: &[&EndpointSlice], node: &NodeInfo, config: &ModelConfig) -> Vec<ServicePort> {

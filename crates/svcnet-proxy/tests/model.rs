@@ -352,3 +352,111 @@ fn malformed_objects_do_not_panic() {
             .len()
     );
 }
+
+mod incremental {
+    use super::*;
+    use svcnet_proxy::incremental::{service_key, Delta, IncrementalModel};
+
+    /// Applies a delta to a full table the way the applier does: before's elements and chains
+    /// out, after's in.
+    fn apply(table: &mut Ruleset, delta: &Delta) {
+        for (name, set) in &delta.before.sets {
+            let live = table.sets.get_mut(name).expect("delta names a declared set");
+            for key in set.elements.keys() {
+                live.elements.remove(key);
+            }
+        }
+        for name in delta.before.chains.keys() {
+            table.chains.remove(name);
+        }
+        for (name, set) in &delta.after.sets {
+            let live = table.sets.get_mut(name).expect("delta names a declared set");
+            live.elements.extend(set.elements.clone());
+        }
+        for (name, chain) in &delta.after.chains {
+            table.chains.insert(name.clone(), chain.clone());
+        }
+    }
+
+    fn with_ip(ip: &'static str) -> impl FnOnce(&mut Value) {
+        move |v| {
+            v["spec"]["clusterIP"] = json!(ip);
+            v["spec"]["clusterIPs"] = json!([ip]);
+        }
+    }
+
+    /// The model after each step equals `desired` of the same objects, and the deltas it hands
+    /// out, applied in turn to the first full table, give the same table.
+    #[test]
+    fn updates_match_the_full_model_and_their_deltas_replay_it() {
+        let shared = ready("10.244.1.10", "node1");
+        let web = service("web", with_ip("10.96.0.20"));
+        let api = service("api", |v| {
+            with_ip("10.96.0.21")(v);
+            v["spec"]["type"] = json!("NodePort");
+            v["spec"]["externalTrafficPolicy"] = json!("Local");
+            v["spec"]["ports"][0]["nodePort"] = json!(30080);
+        });
+        let mut services = vec![web, api.clone()];
+        let mut slices = vec![slice("web", &four_endpoints()), slice("api", &[shared])];
+        let full = |services: &[Service], slices: &[EndpointSlice]| desired(services, slices, &node(), &config());
+
+        let service_refs: Vec<&Service> = services.iter().collect();
+        let slice_refs: Vec<&EndpointSlice> = slices.iter().collect();
+        let mut model = IncrementalModel::build(node(), config(), &service_refs, &slice_refs);
+        let mut table = model.ruleset();
+        assert_eq!(table, full(&services, &slices));
+
+        let mut step = |services: &[Service], slices: &[EndpointSlice], key: &str| -> (bool, Ruleset) {
+            let key = ("default".to_string(), key.to_string());
+            let service = services.iter().find(|s| service_key(s) == key);
+            let own: Vec<&EndpointSlice> = slices
+                .iter()
+                .filter(|s| s.metadata.labels.as_ref().unwrap()["kubernetes.io/service-name"] == key.1)
+                .collect();
+            let mut delta = Delta::default();
+            let changed = model.update(key, service, &own, &mut delta);
+            assert_eq!(
+                delta.before.sets.keys().collect::<Vec<_>>(),
+                delta.after.sets.keys().collect::<Vec<_>>()
+            );
+            apply(&mut table, &delta);
+            assert_eq!(model.ruleset(), full(services, slices));
+            assert_eq!(table, model.ruleset());
+            (changed, table.clone())
+        };
+
+        // One endpoint changes: only that Service's elements move.
+        let mut moved = four_endpoints();
+        moved[3] = ready("10.244.2.99", "node2");
+        slices[0] = slice("web", &moved);
+        assert!(step(&services, &slices, "web").0);
+        // Nothing changed: no delta.
+        assert!(!step(&services, &slices, "web").0);
+        // The endpoint both Services share leaves web: its hairpin pair stays for api.
+        let mut without_shared = moved.clone();
+        without_shared.retain(|e| e.0 != "10.244.1.10");
+        slices[0] = slice("web", &without_shared);
+        let (changed, table) = step(&services, &slices, "web");
+        assert!(changed);
+        assert!(table.sets["hairpin"].elements.contains_key("10.244.1.10 . 10.244.1.10"));
+        // api goes: its chains, node port and the shared pair go with it.
+        services.retain(|s| service_key(s).1 != "api");
+        let (changed, table) = step(&services, &slices, "api");
+        assert!(changed);
+        assert!(!table.sets["hairpin"].elements.contains_key("10.244.1.10 . 10.244.1.10"));
+        assert!(table.sets["service-nodeports"].elements.is_empty());
+        // api comes back and web loses every endpoint (reject element, no selection rule).
+        slices[0] = slice("web", &[]);
+        let (changed, table) = step(&services, &slices, "web");
+        assert!(changed);
+        assert!(table.sets["no-endpoint-services"]
+            .elements
+            .contains_key("10.96.0.20 . tcp . 80"));
+        services.push(api);
+        assert!(step(&services, &slices, "api").0);
+        drop(step);
+        assert_eq!(model.service_count(), 2);
+        assert_eq!(model.ports().count(), 2);
+    }
+}
