@@ -45,7 +45,7 @@ pub struct BenchLabArgs {
 }
 
 /// A `svcnet up` child, taken down (SIGTERM, then `svcnet down`) when dropped.
-struct LabProcess {
+pub(crate) struct LabProcess {
     child: Child,
     data_dir: PathBuf,
     exe: PathBuf,
@@ -67,7 +67,7 @@ impl Drop for LabProcess {
 }
 
 /// Starts `svcnet up` and waits for its "ready" line; returns the process and the time taken.
-fn start_lab(exe: &Path, args: &BenchLabArgs, data_dir: &Path) -> anyhow::Result<(LabProcess, Duration)> {
+pub(crate) fn start_lab(exe: &Path, args: &BenchLabArgs, data_dir: &Path) -> anyhow::Result<(LabProcess, Duration)> {
     let started = Instant::now();
     let mut child = Command::new(exe)
         .args(["up", "--nodes", &args.nodes.to_string(), "--cni", args.cni.as_str()])
@@ -99,7 +99,7 @@ fn start_lab(exe: &Path, args: &BenchLabArgs, data_dir: &Path) -> anyhow::Result
 }
 
 /// A lab name of its own, so the benchmark runs beside any other lab.
-fn bench_name() -> String {
+pub(crate) fn bench_name() -> String {
     format!("snb{:x}", std::process::id())
 }
 
@@ -207,7 +207,7 @@ async fn watch_ready(pods: Api<Pod>, total: usize) -> anyhow::Result<BTreeMap<St
     Ok(ready)
 }
 
-fn is_ready(pod: &Pod) -> bool {
+pub(crate) fn is_ready(pod: &Pod) -> bool {
     pod.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())

@@ -9,6 +9,7 @@ pub mod bench;
 pub mod build;
 pub mod cluster_dns;
 pub mod plan;
+pub mod programming;
 pub mod state;
 pub mod teardown;
 pub mod up;
@@ -21,6 +22,7 @@ use anyhow::Context;
 
 pub use bench::{bench_lab, BenchLabArgs};
 pub use plan::Cni;
+pub use programming::{bench_programming, BenchProgrammingArgs};
 /// The default lab name for a data dir (docs/lab.md), shared with the agent's tools.
 pub use svcnet_node::lab_prefix;
 pub use up::up;

@@ -59,6 +59,8 @@ enum BenchCommand {
     Proxy(svcnet_proxy::bench::BenchProxyArgs),
     /// svcnet dns against NSD and unbound with dnsperf, each pinned to one core.
     Dns(svcnet_dns::bench::BenchDnsArgs),
+    /// Network programming latency in a lab: readiness flip -> first connection to the new backend.
+    Programming(svcnet_lab::BenchProgrammingArgs),
 }
 
 #[derive(Subcommand)]
@@ -183,6 +185,10 @@ fn run() -> anyhow::Result<()> {
         Command::Dns(args) => runtime.block_on(svcnet_dns::cli::run(args)),
         Command::Bench(BenchCommand::Dns(args)) => runtime.block_on(async move {
             print!("{}", svcnet_dns::bench::run(args).await?);
+            Ok(())
+        }),
+        Command::Bench(BenchCommand::Programming(args)) => runtime.block_on(async move {
+            print!("{}", svcnet_lab::bench_programming(args).await?);
             Ok(())
         }),
     }
