@@ -18,9 +18,9 @@ pub type Frontend = (Ipv4Addr, u16);
 pub type UdpFrontends = BTreeMap<Frontend, BTreeSet<Ipv4Addr>>;
 
 /// The UDP frontends of the programmed Service ports.
-pub fn udp_frontends(ports: &[ServicePort], node_ips: &[Ipv4Addr]) -> UdpFrontends {
+pub fn udp_frontends<'a>(ports: impl IntoIterator<Item = &'a ServicePort>, node_ips: &[Ipv4Addr]) -> UdpFrontends {
     let mut out = UdpFrontends::new();
-    for port in ports.iter().filter(|p| p.name.protocol == "udp") {
+    for port in ports.into_iter().filter(|p| p.name.protocol == "udp") {
         let endpoints: BTreeSet<Ipv4Addr> = port.cluster_pool().iter().map(|e| e.ip).collect();
         let service_addresses = port
             .cluster_ip

@@ -189,7 +189,7 @@ pub struct ServiceHealth {
 }
 
 /// healthCheckNodePort → what its server reports, for every LoadBalancer + Local Service.
-pub fn service_health(ports: &[ServicePort]) -> BTreeMap<u16, ServiceHealth> {
+pub fn service_health<'a>(ports: impl IntoIterator<Item = &'a ServicePort>) -> BTreeMap<u16, ServiceHealth> {
     let mut out: BTreeMap<u16, (ServiceHealth, std::collections::BTreeSet<Ipv4Addr>)> = BTreeMap::new();
     for port in ports {
         let Some(hc) = port.health_check_node_port else {

@@ -49,11 +49,24 @@ impl Delta {
     }
 }
 
+/// Sizes of a table, as the proxy's metrics report them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TableCounts {
+    /// Chains.
+    pub chains: usize,
+    /// Rules over all chains.
+    pub rules: usize,
+    /// Set and map elements (the kernel-owned affinity entries excluded).
+    pub elements: usize,
+}
+
 /// The model of one node's table, updated per Service.
 #[derive(Debug)]
 pub struct IncrementalModel {
     node: NodeInfo,
     config: ModelConfig,
+    /// The table without Services.
+    base: Ruleset,
     /// Every set of the base table, without elements: the start of each fragment.
     declarations: Ruleset,
     ids: PortIds,
@@ -73,7 +86,8 @@ struct ServiceEntry {
 impl IncrementalModel {
     /// An empty model (no Services) for this node and config.
     pub fn new(node: NodeInfo, config: ModelConfig) -> IncrementalModel {
-        let mut declarations = base_ruleset(&node);
+        let base = base_ruleset(&node);
+        let mut declarations = base.clone();
         declarations.chains.clear();
         for set in declarations.sets.values_mut() {
             set.elements.clear();
@@ -81,6 +95,7 @@ impl IncrementalModel {
         IncrementalModel {
             node,
             config,
+            base,
             declarations,
             ids: PortIds::default(),
             services: HashMap::new(),
@@ -156,7 +171,7 @@ impl IncrementalModel {
 
     /// The whole table: base, every fragment and the shared elements.
     pub fn ruleset(&self) -> Ruleset {
-        let mut rules = base_ruleset(&self.node);
+        let mut rules = self.base.clone();
         for entry in self.services.values() {
             merge(&mut rules, &entry.fragment);
         }
@@ -169,6 +184,21 @@ impl IncrementalModel {
     /// Every programmed Service port, in no particular order.
     pub fn ports(&self) -> impl Iterator<Item = &ServicePort> {
         self.services.values().flat_map(|e| e.ports.iter())
+    }
+
+    /// Chains, rules and elements of the whole table (for metrics), without building it.
+    pub fn counts(&self) -> TableCounts {
+        let mut counts = TableCounts {
+            chains: self.base.chains.len(),
+            rules: self.base.rule_count(),
+            elements: self.base.element_count() + self.hairpin.len(),
+        };
+        for entry in self.services.values() {
+            counts.chains += entry.fragment.chains.len();
+            counts.rules += entry.fragment.rule_count();
+            counts.elements += entry.fragment.element_count();
+        }
+        counts
     }
 
     /// Number of Services with at least one programmed port.

@@ -423,6 +423,11 @@ mod incremental {
             apply(&mut table, &delta);
             assert_eq!(model.ruleset(), full(services, slices));
             assert_eq!(table, model.ruleset());
+            let counts = model.counts();
+            assert_eq!(
+                (counts.chains, counts.rules, counts.elements),
+                (table.chains.len(), table.rule_count(), table.element_count())
+            );
             (changed, table.clone())
         };
 
