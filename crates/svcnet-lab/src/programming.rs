@@ -16,8 +16,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, PostParams};
 use kube::runtime::{watcher, watcher::Event};
 use serde_json::json;
@@ -43,6 +44,10 @@ pub struct BenchProgrammingArgs {
     /// Readiness flips to measure.
     #[arg(long, default_value_t = 50)]
     pub flips: u32,
+    /// Other Services present (selectorless, each with a hand-written EndpointSlice of 10
+    /// endpoints that nobody answers on), so the proxy programs the flip into a big table.
+    #[arg(long, default_value_t = 0)]
+    pub services: u32,
     /// Host port of the benchmark lab's API server (0: a free one).
     #[arg(long, default_value_t = 0)]
     pub port: u16,
@@ -82,7 +87,8 @@ pub async fn bench_programming(mut args: BenchProgrammingArgs) -> anyhow::Result
 async fn flips(args: &BenchProgrammingArgs, client_netns: &str, marker: &Path) -> anyhow::Result<String> {
     let client = svcnet_controllers::client_for(&format!("http://127.0.0.1:{}", args.port))?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-    let services: Api<Service> = Api::namespaced(client, "default");
+    let services: Api<Service> = Api::namespaced(client.clone(), "default");
+    create_background(&client, args.services).await?;
     let service = services.create(&PostParams::default(), &prog_service()).await?;
     let cluster_ip: Ipv4Addr = service
         .spec
@@ -94,6 +100,12 @@ async fn flips(args: &BenchProgrammingArgs, client_netns: &str, marker: &Path) -
         .await?;
     wait_ready(&pods, "prog-a", true).await?;
     let target = SocketAddr::from((cluster_ip, 80));
+    // The proxy has programmed the Service (after every background one) once prog-a answers.
+    let warm = spawn_client(client_netns, target, "prog-a");
+    tokio::task::spawn_blocking(move || warm.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("the client thread panicked"))??
+        .context("prog-a never answered through the cluster IP")?;
 
     let mut from_flip = Vec::new();
     let mut from_marker = Vec::new();
@@ -131,11 +143,12 @@ fn report(
     from_marker.sort();
     let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1000.0);
     format!(
-        "svcnet bench programming: {} nodes, {}, {} flips ({} never reached the new backend within {} s)\n\
+        "svcnet bench programming: {} nodes, {}, {} other Services, {} flips ({} never reached the new backend within {} s)\n\
          readiness flip stored -> first connection to the new backend: p50 {} / p99 {} / max {} (goal p99 < 50 ms)\n\
          marker created -> first connection (adds the exec probe's 1 s period): p50 {} / p99 {}\n",
         args.nodes,
         args.cni,
+        args.services,
         from_flip.len(),
         failures,
         CLIENT_DEADLINE.as_secs(),
@@ -145,6 +158,50 @@ fn report(
         ms(percentile(from_marker, 50)),
         ms(percentile(from_marker, 99)),
     )
+}
+
+/// Creates `count` Services `bg-<i>` with a slice of 10 endpoints each, 32 requests in flight.
+async fn create_background(client: &kube::Client, count: u32) -> anyhow::Result<()> {
+    let services: Api<Service> = Api::namespaced(client.clone(), "default");
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "default");
+    futures::stream::iter(0..count)
+        .map(|i| {
+            let (services, slices) = (services.clone(), slices.clone());
+            async move {
+                services.create(&PostParams::default(), &background_service(i)).await?;
+                slices.create(&PostParams::default(), &background_slice(i)).await?;
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(32)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
+}
+
+fn background_service(i: u32) -> Service {
+    serde_json::from_value(json!({
+        "metadata": {"name": format!("bg-{i}")},
+        "spec": {"ports": [{"port": 80, "targetPort": 8080}]},
+    }))
+    .expect("a valid Service")
+}
+
+/// Ten endpoints in 10.250.0.0/16, outside every pod network: never connected to.
+fn background_slice(i: u32) -> EndpointSlice {
+    let endpoints: Vec<serde_json::Value> = (0..10u32)
+        .map(|e| {
+            let n = i * 10 + e;
+            json!({"addresses": [format!("10.250.{}.{}", (n >> 8) & 0xff, n & 0xff)], "conditions": {"ready": true}})
+        })
+        .collect();
+    serde_json::from_value(json!({
+        "metadata": {"name": format!("bg-{i}-1"), "labels": {"kubernetes.io/service-name": format!("bg-{i}")}},
+        "addressType": "IPv4",
+        "endpoints": endpoints,
+        "ports": [{"name": "", "port": 8080, "protocol": "TCP"}],
+    }))
+    .expect("a valid EndpointSlice")
 }
 
 /// Waits until the pod's Ready condition is `ready` and returns when the watch saw it.
