@@ -19,8 +19,10 @@ use tokio::sync::watch;
 
 use crate::ipam::{Cidr, Ipam};
 use crate::node::{self, NodeFacts};
+use crate::pool::{Pool, PoolSize};
 use crate::routes::{self, Cni, NodeInfo};
 use crate::sandbox::{self, HostMounts};
+use crate::sandboxer::Sandboxer;
 use crate::worker::{self, Shared};
 
 /// `svcnet agent` flags.
@@ -68,6 +70,12 @@ pub struct AgentArgs {
     /// Leave Services to another proxy: no `ip svcnet` table on this node.
     #[arg(long, env = "SVCNET_NO_PROXY", overrides_with = "proxy")]
     pub no_proxy: bool,
+    /// Blank pod sandboxes kept ready at least (0: none until pods arrive).
+    #[arg(long, env = "SVCNET_SANDBOX_POOL_MIN", default_value_t = 16)]
+    pub sandbox_pool_min: usize,
+    /// Blank pod sandboxes kept ready at most, after a burst of pod starts as large.
+    #[arg(long, env = "SVCNET_SANDBOX_POOL_MAX", default_value_t = 64)]
+    pub sandbox_pool_max: usize,
     /// The node proxy's settings.
     #[command(flatten)]
     pub proxy_flags: svcnet_proxy::cli::ProxyFlags,
@@ -162,6 +170,19 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
 
     let exe = std::env::current_exe().context("finding the svcnet binary")?;
     let ipam = Ipam::load(pod_cidr, &args.data_dir.join("ipam.json"))?;
+    let sandboxer = Sandboxer::start(&mounts)?;
+    let pool_size = PoolSize {
+        min: args.sandbox_pool_min,
+        max: args.sandbox_pool_max,
+    };
+    let pool = Pool::start(
+        sandboxer.clone(),
+        args.cni,
+        args.netns_prefix.clone(),
+        args.data_dir.join("pool"),
+        pool_size,
+    )
+    .await;
     let shared = Arc::new(Shared {
         client,
         node: args.node,
@@ -175,7 +196,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         mounts,
         pod_cidr,
         ipam: std::sync::Mutex::new(ipam),
-        sandboxes: tokio::sync::Semaphore::new(8),
+        sandboxer,
+        pool,
     });
     run_pods(shared).await
 }
@@ -342,7 +364,8 @@ fn dispatch(shared: &Arc<Shared>, workers: &mut HashMap<String, watch::Sender<Op
     }
     let (tx, rx) = watch::channel(Some(pod));
     workers.insert(uid.clone(), tx);
-    tokio::spawn(worker::run_pod(shared.clone(), uid, rx));
+    tracing::debug!(uid, workers = workers.len(), "pod seen; worker started");
+    tokio::spawn(worker::run_pod(shared.clone(), uid, rx, tokio::time::Instant::now()));
 }
 
 /// After a (re)list: workers whose pods vanished stop, and pod directories of pods that no

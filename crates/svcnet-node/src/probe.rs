@@ -212,7 +212,10 @@ async fn exec_ok(netns: &str, command: &[String]) -> bool {
     if command.is_empty() {
         return false;
     }
-    let status = tokio::process::Command::from(crate::shim::in_netns(netns, command))
+    let Ok(command) = crate::enter::command(netns, command) else {
+        return false;
+    };
+    let status = tokio::process::Command::from(command)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

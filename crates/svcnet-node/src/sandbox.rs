@@ -1,12 +1,13 @@
-//! Pod sandboxes (the CNI plugin's job): a network namespace per pod with `eth0` and a veth into
-//! the node, loopback up, a default route to the node, and the files `ip netns exec`
-//! bind-mounts over /etc/resolv.conf and /etc/hosts.
+//! Pod sandboxes (the CNI plugin's job): what a sandbox is (a network namespace per pod with
+//! `eth0` and a veth into the node, loopback up, a default route to the node, and the files
+//! bind-mounted over /etc/resolv.conf and /etc/hosts), the node's own pod network devices, and
+//! the pod files. [`crate::sandboxer`] makes and removes sandboxes.
 //!
 //! The agent runs under `ip netns exec <node netns>`, which gives it a private mount namespace:
 //! a `/run/netns` bind mount made there would be invisible on the host (and lost with the
-//! agent). So namespaces are added and deleted by `ip` processes that enter the mount namespace
-//! the agent was started from (held open from startup), and the mounts propagate back to the
-//! agent's namespace as they do to every other.
+//! agent). So namespaces are added and deleted from the mount namespace the agent was started
+//! from (held open from startup, [`HostMounts`]), and the mounts propagate back to the agent's
+//! namespace as they do to every other.
 
 use std::fs::File;
 use std::net::Ipv4Addr;
@@ -45,6 +46,11 @@ impl HostMounts {
             return HostMounts(None);
         }
         HostMounts(File::open(&theirs).ok())
+    }
+
+    /// The host's mount namespace, when it is not the agent's.
+    pub fn file(&self) -> Option<&File> {
+        self.0.as_ref()
     }
 
     /// `ip -batch -` in the agent's network namespace and the host's mount namespace.
@@ -96,57 +102,32 @@ pub struct SandboxSpec {
 
 impl SandboxSpec {
     pub fn mtu(&self) -> u32 {
-        match self.cni {
+        Self::mtu_of(self.cni)
+    }
+
+    /// Pods' MTU: the VXLAN overhead comes off under flannel-vxlan.
+    pub fn mtu_of(cni: Cni) -> u32 {
+        match cni {
             Cni::FlannelVxlan => crate::routes::VXLAN_MTU,
             _ => 1500,
         }
     }
 
-    /// The node-side `ip -batch` lines (run in the host's mount namespace: `netns add`).
-    pub fn node_lines(&self) -> Vec<String> {
-        let (netns, veth, mtu) = (&self.netns, &self.veth, self.mtu());
-        let mut lines = vec![
-            format!("netns add {netns}"),
-            match self.cni {
-                Cni::TerwayEniip => format!(
-                    "link add {veth} mtu {mtu} address {TERWAY_VETH_MAC} type veth peer name eth0 mtu {mtu} netns {netns}"
-                ),
-                _ => format!("link add {veth} mtu {mtu} type veth peer name eth0 mtu {mtu} netns {netns}"),
-            },
-        ];
+    /// The prefix length of the pod's address: terway pods hold a /32 and route everything to
+    /// a link-local gateway; flannel pods share their node's podCIDR on the bridge.
+    pub fn prefix_len(&self) -> u8 {
         match self.cni {
-            Cni::TerwayEniip => {
-                lines.push(format!("link set {veth} up"));
-                lines.push(format!("route replace {}/32 dev {veth}", self.ip));
-            }
-            _ => {
-                lines.push(format!("link set {veth} master {BRIDGE} up"));
-                // Hairpin, as flannel's bridge plugin sets it: a pod reaching its own Service
-                // address gets the DNATed packet back out of the port it came in on.
-                lines.push(format!("link set {veth} type bridge_slave hairpin on"));
-            }
+            Cni::TerwayEniip => 32,
+            _ => self.pod_cidr.len,
         }
-        lines
     }
 
-    /// The pod-side `ip -batch` lines.
-    pub fn pod_lines(&self) -> Vec<String> {
-        let mut lines = vec!["link set lo up".to_string(), "link set eth0 up".to_string()];
+    /// The pod's default gateway.
+    pub fn gateway(&self) -> Ipv4Addr {
         match self.cni {
-            Cni::TerwayEniip => {
-                lines.push(format!("addr add {}/32 dev eth0", self.ip));
-                lines.push(format!(
-                    "neigh replace {TERWAY_GATEWAY} lladdr {TERWAY_VETH_MAC} dev eth0 nud permanent"
-                ));
-                lines.push(format!("route add default via {TERWAY_GATEWAY} dev eth0 onlink"));
-            }
-            _ => {
-                lines.push(format!("addr add {}/{} dev eth0", self.ip, self.pod_cidr.len));
-                let gateway = self.pod_cidr.nth(1).unwrap_or(self.pod_cidr.addr);
-                lines.push(format!("route add default via {gateway}"));
-            }
+            Cni::TerwayEniip => TERWAY_GATEWAY.parse().unwrap_or(Ipv4Addr::UNSPECIFIED),
+            _ => self.pod_cidr.nth(1).unwrap_or(self.pod_cidr.addr),
         }
-        lines
     }
 }
 
@@ -195,41 +176,6 @@ pub fn sysctl(path: &str, value: &str) -> anyhow::Result<()> {
     std::fs::write(&file, value).with_context(|| format!("writing {file}"))
 }
 
-/// Creates the sandbox; a half-made one from an earlier try is removed first.
-pub fn create(mounts: &HostMounts, spec: &SandboxSpec, files: &PodFiles) -> anyhow::Result<()> {
-    if crate::netns::exists(&spec.netns) || link_exists(&spec.veth) {
-        remove(mounts, &spec.netns, &spec.veth)?;
-    }
-    files.write(&spec.netns)?;
-    mounts.ip_batch(&spec.node_lines())?;
-    if spec.cni == Cni::TerwayEniip {
-        sysctl(&format!("net.ipv4.conf.{}.proxy_arp", spec.veth), "1")?;
-    }
-    crate::netns::ip_batch(Some(&spec.netns), &spec.pod_lines())
-}
-
-/// Removes the sandbox (namespace, veth, pod files); missing parts are fine.
-pub fn remove(mounts: &HostMounts, netns: &str, veth: &str) -> anyhow::Result<()> {
-    let mut lines = Vec::new();
-    if link_exists(veth) {
-        lines.push(format!("link del {veth}"));
-    }
-    if crate::netns::exists(netns) {
-        lines.push(format!("netns delete {netns}"));
-    }
-    if !lines.is_empty() {
-        mounts.ip_batch(&lines)?;
-    }
-    if crate::netns::exists(netns) {
-        bail!("network namespace {netns} is still there after ip netns delete");
-    }
-    let dir = etc_dir(netns);
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
-    }
-    Ok(())
-}
-
 /// `/etc/netns/<pod netns>`, whose files `ip netns exec` bind-mounts over /etc.
 pub fn etc_dir(netns: &str) -> PathBuf {
     PathBuf::from("/etc/netns").join(netns)
@@ -243,7 +189,7 @@ pub struct PodFiles {
 }
 
 impl PodFiles {
-    fn write(&self, netns: &str) -> anyhow::Result<()> {
+    pub(crate) fn write(&self, netns: &str) -> anyhow::Result<()> {
         let dir = etc_dir(netns);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         std::fs::write(dir.join("resolv.conf"), &self.resolv_conf)?;
@@ -300,48 +246,23 @@ mod tests {
     }
 
     #[test]
-    fn flannel_pods_hang_off_the_bridge() {
+    fn flannel_pods_share_the_node_cidr_behind_the_bridge() {
         let s = spec(Cni::Flannel);
         assert_eq!(
-            s.node_lines(),
-            [
-                "netns add sn1-p-abc",
-                "link add vethabc mtu 1500 type veth peer name eth0 mtu 1500 netns sn1-p-abc",
-                "link set vethabc master cni0 up",
-                "link set vethabc type bridge_slave hairpin on",
-            ]
-        );
-        assert_eq!(
-            s.pod_lines(),
-            [
-                "link set lo up",
-                "link set eth0 up",
-                "addr add 10.244.1.5/24 dev eth0",
-                "route add default via 10.244.1.1"
-            ]
+            (s.prefix_len(), s.gateway(), s.mtu()),
+            (24, "10.244.1.1".parse().unwrap(), 1500)
         );
         assert_eq!(spec(Cni::FlannelVxlan).mtu(), 1450);
+        assert_eq!(
+            node_lines(Cni::Flannel, s.pod_cidr)[2],
+            "addr replace 10.244.1.1/24 dev cni0"
+        );
     }
 
     #[test]
     fn terway_pods_are_routed_point_to_point() {
         let s = spec(Cni::TerwayEniip);
-        assert_eq!(
-            s.node_lines()[2..],
-            ["link set vethabc up", "route replace 10.244.1.5/32 dev vethabc"]
-        );
-        assert_eq!(
-            s.pod_lines()[2..],
-            [
-                "addr add 10.244.1.5/32 dev eth0",
-                "neigh replace 169.254.1.1 lladdr ee:ee:ee:ee:ee:ee dev eth0 nud permanent",
-                "route add default via 169.254.1.1 dev eth0 onlink",
-            ]
-        );
+        assert_eq!((s.prefix_len(), s.gateway()), (32, "169.254.1.1".parse().unwrap()));
         assert!(node_lines(Cni::TerwayEniip, s.pod_cidr).is_empty());
-        assert_eq!(
-            node_lines(Cni::Flannel, s.pod_cidr)[2],
-            "addr replace 10.244.1.1/24 dev cni0"
-        );
     }
 }

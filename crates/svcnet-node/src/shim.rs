@@ -1,15 +1,15 @@
 //! `svcnet shim`: the small parent of one container process (containerd-shim's job). Started
-//! detached (`setsid`) so it outlives agent restarts, it runs the container with
-//! `ip netns exec <pod netns> ARGV` (so the pod's resolv.conf and hosts are bind-mounted the way
-//! `ip netns exec` does), sends its output to the log file, forwards SIGTERM and records the pid
-//! and the exit code in files the agent reads:
+//! detached (`setsid`) so it outlives agent restarts, it runs the container inside the pod's
+//! namespaces (see [`crate::enter`]: what `ip netns exec` does, without that process), sends
+//! its output to the log file, forwards SIGTERM and records the pid and the exit code in files
+//! the agent reads:
 //!
 //! `<pod dir>/<container>.shim` (shim pid), `.pid` (container pid), `.exit` (exit code),
 //! `.log` (stdout + stderr).
 
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use anyhow::Context;
@@ -107,11 +107,16 @@ pub fn run(args: ShimArgs) -> anyhow::Result<i32> {
         signal::signal(Signal::SIGTERM, SigHandler::Handler(forward))?;
         signal::signal(Signal::SIGINT, SigHandler::Handler(forward))?;
     }
-    let spawned = in_netns(&args.netns, &args.argv)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn();
+    let spawned = crate::enter::command(&args.netns, &args.argv).and_then(|mut command| {
+        if !is_own_binary(&args.argv) {
+            command.env_remove(LEAN_ALLOCATOR.0);
+        }
+        Ok(command
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?)
+    });
     let code = match spawned {
         Ok(mut child) => {
             CHILD.store(i32::try_from(child.id()).unwrap_or(0), Ordering::SeqCst);
@@ -131,17 +136,17 @@ pub fn run(args: ShimArgs) -> anyhow::Result<i32> {
     Ok(code)
 }
 
-/// `argv` run inside `netns` by `ip netns exec`, or as it is when `netns` is empty.
-pub fn in_netns(netns: &str, argv: &[String]) -> Command {
-    if netns.is_empty() {
-        let mut command = Command::new(argv.first().map(String::as_str).unwrap_or("true"));
-        command.args(argv.iter().skip(1));
-        command
-    } else {
-        let mut command = Command::new("ip");
-        command.args(["netns", "exec", netns]).args(argv);
-        command
-    }
+/// Set for the svcnet processes the agent starts per container (the shim, the built-in echo
+/// workload). The binary's allocator (mimalloc) otherwise commits its arenas up front as
+/// transparent huge pages, so every such short-lived process zeroed several 2 MiB pages: in a
+/// burst of pod starts that was a third of the machine's CPU. A user's command does not get it
+/// (its environment is exactly its pod's).
+pub const LEAN_ALLOCATOR: (&str, &str) = ("MIMALLOC_ARENA_EAGER_COMMIT", "0");
+
+/// Whether the container runs this binary (the built-in workload).
+fn is_own_binary(argv: &[String]) -> bool {
+    let own = std::env::current_exe().ok();
+    argv.first().map(Path::new) == own.as_deref()
 }
 
 fn exit_code(status: std::process::ExitStatus) -> i32 {

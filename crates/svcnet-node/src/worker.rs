@@ -20,10 +20,12 @@ use tokio::time::Instant;
 use crate::container::{backoff, container_files, observe, restarts_after, stop_containers, Ctr, Seen};
 use crate::env::{container_argv, container_env, PodFacts};
 use crate::ipam::{Cidr, Ipam};
+use crate::pool::Pool;
 use crate::probe::{self, Kind};
 use crate::routes::Cni;
 use crate::sandbox::{self, HostMounts, PodFiles, SandboxSpec};
-use crate::shim::{signal_file, write_atomic};
+use crate::sandboxer::Sandboxer;
+use crate::shim::{signal_file, write_atomic, LEAN_ALLOCATOR};
 use crate::status::{pod_status, ContainerView, Inputs, State};
 
 /// What every pod worker shares.
@@ -40,8 +42,10 @@ pub struct Shared {
     pub mounts: HostMounts,
     pub pod_cidr: Cidr,
     pub ipam: std::sync::Mutex<Ipam>,
-    /// Bounds concurrent sandbox set-ups (each is two `ip` processes).
-    pub sandboxes: tokio::sync::Semaphore,
+    /// Makes and removes sandboxes (one thread, in-process).
+    pub sandboxer: Sandboxer,
+    /// Blank sandboxes made ahead of time.
+    pub pool: Arc<Pool>,
 }
 
 impl Shared {
@@ -88,8 +92,9 @@ struct PodRun {
     retry_delay: Duration,
 }
 
-/// The worker of pod `uid` until its pod is gone.
-pub async fn run_pod(shared: Arc<Shared>, uid: String, mut rx: PodRx) {
+/// The worker of pod `uid` until its pod is gone; `seen` is when the agent first saw the pod.
+pub async fn run_pod(shared: Arc<Shared>, uid: String, mut rx: PodRx, seen: Instant) {
+    tracing::debug!(uid, queued = ?seen.elapsed(), "pod worker running");
     let Some(pod) = rx.borrow_and_update().clone() else {
         cleanup_orphan(&shared, &uid).await;
         return;
@@ -115,7 +120,7 @@ pub async fn run_pod(shared: Arc<Shared>, uid: String, mut rx: PodRx) {
         ip: None,
         ctrs: Vec::new(),
         start_time,
-        born: Instant::now(),
+        born: seen,
         last_status: None,
         dirty: true,
         retry_at: None,
@@ -215,14 +220,24 @@ impl PodRun {
             }
         };
         self.ip = Some(ip);
+        let sandbox_done = self.born.elapsed();
         let containers = pod.spec.as_ref().map(|s| s.containers.clone()).unwrap_or_default();
         self.ctrs = containers.into_iter().map(|c| Ctr::new(c, &self.dir)).collect();
+        let began = Instant::now();
         for i in 0..self.ctrs.len() {
             if self.ctrs[i].seen == Seen::NotStarted {
                 self.start(pod, i)?;
             }
         }
+        let spawned = began.elapsed();
         self.await_first_start().await;
+        tracing::debug!(
+            pod = ?pod.metadata.name,
+            ?sandbox_done,
+            shims_spawned_in = ?spawned,
+            containers_started_in = ?began.elapsed(),
+            "pod set up"
+        );
         self.step(pod).await;
         Ok(())
     }
@@ -268,12 +283,10 @@ impl PodRun {
             resolv_conf: sandbox::resolv_conf(&self.shared.cluster_dns, &namespace, domain),
             hosts: sandbox::hosts(&hostname, subdomain.as_deref(), &namespace, domain, ip),
         };
-        let _permit = self.shared.sandboxes.acquire().await?;
-        let shared = self.shared.clone();
         let began = Instant::now();
-        tokio::task::spawn_blocking(move || sandbox::create(&shared.mounts, &spec, &files)).await??;
+        let pooled = make_sandbox(&self.shared, spec, files).await?;
         std::fs::write(self.dir.join(SANDBOX_MARKER), ip.to_string())?;
-        tracing::debug!(netns = %self.netns, took = ?began.elapsed(), "pod sandbox made");
+        tracing::debug!(netns = %self.netns, pooled, took = ?began.elapsed(), "pod sandbox made");
         Ok(ip)
     }
 
@@ -304,6 +317,7 @@ impl PodRun {
                 "PATH",
                 std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into()),
             )
+            .env(LEAN_ALLOCATOR.0, LEAN_ALLOCATOR.1)
             .envs(env)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
@@ -452,12 +466,19 @@ impl PodRun {
         };
         let api: Api<Pod> = Api::namespaced(self.shared.client.clone(), namespace.unwrap_or("default"));
         let patch = json!({"status": status});
+        let began = Instant::now();
         match api
             .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
         {
             Ok(_) => {
-                tracing::debug!(pod = name, phase = %status["phase"], since_seen = ?self.born.elapsed(), "pod status written");
+                tracing::debug!(
+                    pod = name,
+                    phase = %status["phase"],
+                    patch_took = ?began.elapsed(),
+                    since_seen = ?self.born.elapsed(),
+                    "pod status written"
+                );
                 self.last_status = Some(status);
                 self.dirty = false;
                 self.retry_at = None;
@@ -481,6 +502,24 @@ impl PodRun {
             release_pod(&self.shared.client, pod).await;
         }
     }
+}
+
+/// The pod's sandbox from a pooled blank one if there is one, else a fresh one. True when it
+/// came from the pool.
+async fn make_sandbox(shared: &Shared, spec: SandboxSpec, files: PodFiles) -> anyhow::Result<bool> {
+    if let Some(blank) = shared.pool.take() {
+        let claimed = shared.sandboxer.claim(blank.clone(), spec.clone(), files.clone()).await;
+        shared.pool.claimed(&blank);
+        match claimed {
+            Ok(()) => return Ok(true),
+            Err(err) => {
+                tracing::warn!(netns = %blank.netns, error = %format!("{err:#}"), "claiming a pooled sandbox failed; making a fresh one");
+                let _ = shared.sandboxer.remove(&blank.netns, &blank.veth).await;
+            }
+        }
+    }
+    shared.sandboxer.create(spec, files).await?;
+    Ok(false)
 }
 
 /// A hostNetwork pod runs in the node's namespace: no sandbox, the node's address.
@@ -511,17 +550,15 @@ pub async fn remove_sandbox(shared: &Arc<Shared>, uid: &str) {
             crate::names::pod_netns(&shared.prefix, uid),
             crate::names::pod_veth(uid),
         );
-        let owner = shared.clone();
-        let removed = tokio::task::spawn_blocking(move || sandbox::remove(&owner.mounts, &netns, &veth)).await;
-        match removed.map_err(anyhow::Error::from) {
-            Ok(Ok(())) => {
+        match shared.sandboxer.remove(&netns, &veth).await {
+            Ok(()) => {
                 if let Ok(mut ipam) = shared.ipam.lock() {
                     let _ = ipam.release(uid);
                 }
                 let _ = std::fs::remove_dir_all(shared.pod_dir(uid));
                 return;
             }
-            Ok(Err(err)) | Err(err) => {
+            Err(err) => {
                 tracing::warn!(uid, attempt, error = %format!("{err:#}"), "removing a pod sandbox failed");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(2));

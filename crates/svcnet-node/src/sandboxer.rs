@@ -1,0 +1,445 @@
+//! Pod sandboxes made in-process: network namespaces by `unshare` and a bind mount (what
+//! `ip netns add` does), links, addresses, routes and neighbours over rtnetlink. A burst of pod
+//! starts used to run two `ip` processes per pod, which on a small machine cost more than the
+//! kernel work itself.
+//!
+//! All of it happens on one dedicated thread with a current-thread runtime, because namespace
+//! membership is per thread: the thread gives itself its own filesystem context
+//! (`unshare(CLONE_FS)`) so it may join the host's mount namespace (where `/run/netns` mounts
+//! must be made, see [`HostMounts`]), and it steps into each new network namespace only for as
+//! long as it takes to bind-mount it and open a netlink socket there. Netlink requests are
+//! handled synchronously by the kernel, so one thread loses nothing to parallelism that the
+//! kernel's own locks (rtnl) would not take away anyway.
+//!
+//! A sandbox is made in two steps, so that the first can be done ahead of time (see
+//! [`crate::pool`]): a *blank* one (the namespace with `eth0`, its veth peer in the node, both
+//! down), then its *claim* by a pod (names, addresses, routes, up).
+
+use std::ffi::CString;
+use std::fs::File;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+
+use anyhow::{bail, Context};
+use futures::TryStreamExt;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::{setns, unshare, CloneFlags};
+use rtnetlink::packet_route::link::{InfoData, InfoVeth};
+use rtnetlink::packet_route::neighbour::NeighbourState;
+use rtnetlink::packet_route::route::RouteScope;
+use rtnetlink::{Handle, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::netns;
+use crate::routes::Cni;
+use crate::sandbox::{HostMounts, PodFiles, SandboxSpec, BRIDGE, TERWAY_GATEWAY, TERWAY_VETH_MAC};
+
+/// The pod side of every veth.
+const POD_IFNAME: &str = "eth0";
+/// Every namespace's loopback has this index.
+const LOOPBACK_INDEX: u32 = 1;
+
+/// A blank sandbox: a namespace holding `eth0`, and its peer in the node, both down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blank {
+    pub netns: String,
+    pub veth: String,
+}
+
+enum Job {
+    Blank(Blank, Cni, oneshot::Sender<anyhow::Result<()>>),
+    Claim(Blank, SandboxSpec, PodFiles, oneshot::Sender<anyhow::Result<()>>),
+    Remove(Blank, oneshot::Sender<anyhow::Result<()>>),
+}
+
+/// The handle of the sandbox thread. Pods' jobs go before background ones (the pool's).
+#[derive(Debug, Clone)]
+pub struct Sandboxer {
+    jobs: mpsc::UnboundedSender<Job>,
+    background: mpsc::UnboundedSender<Job>,
+}
+
+impl Sandboxer {
+    /// Starts the thread; it runs as long as a handle is alive.
+    pub fn start(mounts: &HostMounts) -> anyhow::Result<Sandboxer> {
+        let host = mounts.file().map(File::try_clone).transpose()?;
+        let (jobs, rx) = mpsc::unbounded_channel();
+        let (background, background_rx) = mpsc::unbounded_channel();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("sandboxes".into())
+            .spawn(move || match Thread::new(host) {
+                Ok((thread, runtime)) => {
+                    let _ = ready_tx.send(Ok(()));
+                    runtime.block_on(thread.serve(rx, background_rx));
+                }
+                Err(err) => {
+                    let _ = ready_tx.send(Err(err));
+                }
+            })
+            .context("starting the sandbox thread")?;
+        ready_rx.recv().context("the sandbox thread ended")??;
+        Ok(Sandboxer { jobs, background })
+    }
+
+    async fn ask(&self, job: impl FnOnce(oneshot::Sender<anyhow::Result<()>>) -> Job) -> anyhow::Result<()> {
+        Self::ask_on(&self.jobs, job).await
+    }
+
+    async fn ask_on(
+        lane: &mpsc::UnboundedSender<Job>,
+        job: impl FnOnce(oneshot::Sender<anyhow::Result<()>>) -> Job,
+    ) -> anyhow::Result<()> {
+        let (tx, rx) = oneshot::channel();
+        lane.send(job(tx))
+            .map_err(|_| anyhow::anyhow!("the sandbox thread is gone"))?;
+        rx.await.context("the sandbox thread dropped a job")?
+    }
+
+    /// Makes a blank sandbox (a half-made one of the same names is replaced).
+    pub async fn blank(&self, blank: Blank, cni: Cni) -> anyhow::Result<()> {
+        self.ask(|tx| Job::Blank(blank, cni, tx)).await
+    }
+
+    /// A blank sandbox, made after every pod's job waiting.
+    pub async fn blank_in_background(&self, blank: Blank, cni: Cni) -> anyhow::Result<()> {
+        Self::ask_on(&self.background, |tx| Job::Blank(blank, cni, tx)).await
+    }
+
+    /// Turns a blank sandbox into the pod's: renames it to the pod's names, writes the pod's
+    /// files, addresses and routes it, brings it up.
+    pub async fn claim(&self, blank: Blank, spec: SandboxSpec, files: PodFiles) -> anyhow::Result<()> {
+        self.ask(|tx| Job::Claim(blank, spec, files, tx)).await
+    }
+
+    /// A fresh sandbox for the pod (blank, then claimed under its own names).
+    pub async fn create(&self, spec: SandboxSpec, files: PodFiles) -> anyhow::Result<()> {
+        let blank = Blank {
+            netns: spec.netns.clone(),
+            veth: spec.veth.clone(),
+        };
+        self.blank(blank.clone(), spec.cni).await?;
+        self.claim(blank, spec, files).await
+    }
+
+    /// Removes the namespace, the veth and the pod files; missing parts are fine.
+    pub async fn remove(&self, netns: &str, veth: &str) -> anyhow::Result<()> {
+        let blank = Blank {
+            netns: netns.to_string(),
+            veth: veth.to_string(),
+        };
+        self.ask(|tx| Job::Remove(blank, tx)).await
+    }
+}
+
+/// The sandbox thread's state.
+struct Thread {
+    /// The agent's (the node's) network namespace, to come back to.
+    home: File,
+    /// rtnetlink in the node's namespace.
+    node: Handle,
+}
+
+impl Thread {
+    fn new(host: Option<File>) -> anyhow::Result<(Thread, tokio::runtime::Runtime)> {
+        if let Some(host) = host {
+            // setns into a mount namespace needs a filesystem context of our own.
+            unshare(CloneFlags::CLONE_FS).context("unshare(CLONE_FS)")?;
+            setns(&host, CloneFlags::CLONE_NEWNS).context("entering the host's mount namespace")?;
+        }
+        share_netns_dir()?;
+        let home = File::open("/proc/thread-self/ns/net").context("opening the node's namespace")?;
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let node = runtime.block_on(async { connect() })?;
+        Ok((Thread { home, node }, runtime))
+    }
+
+    async fn serve(self, mut jobs: mpsc::UnboundedReceiver<Job>, mut background: mpsc::UnboundedReceiver<Job>) {
+        loop {
+            let job = tokio::select! {
+                biased;
+                Some(job) = jobs.recv() => job,
+                Some(job) = background.recv() => job,
+                else => return,
+            };
+            match job {
+                Job::Blank(blank, cni, reply) => {
+                    let _ = reply.send(self.make_blank(&blank, cni).await);
+                }
+                Job::Claim(blank, spec, files, reply) => {
+                    let _ = reply.send(self.claim(&blank, &spec, &files).await);
+                }
+                Job::Remove(blank, reply) => {
+                    let _ = reply.send(self.remove(&blank).await);
+                }
+            }
+        }
+    }
+
+    async fn make_blank(&self, blank: &Blank, cni: Cni) -> anyhow::Result<()> {
+        if netns::exists(&blank.netns) || crate::sandbox::link_exists(&blank.veth) {
+            self.remove(blank).await?;
+        }
+        let pod = self.new_netns(&blank.netns)?;
+        let mtu = SandboxSpec::mtu_of(cni);
+        let peer = LinkMessageBuilder::<LinkUnspec>::new()
+            .name(POD_IFNAME.to_string())
+            .mtu(mtu)
+            .setns_by_fd(pod.as_raw_fd())
+            .build();
+        let mut veth = LinkVeth::new(&blank.veth, POD_IFNAME)
+            .mtu(mtu)
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)));
+        if cni == Cni::TerwayEniip {
+            veth = veth.address(mac_bytes(TERWAY_VETH_MAC));
+        }
+        self.node
+            .link()
+            .add(veth.build())
+            .execute()
+            .await
+            .with_context(|| format!("adding veth {}", blank.veth))
+    }
+
+    /// `ip netns add`: a fresh namespace bind-mounted at /run/netns/<name>. The thread steps
+    /// into it only to mount it, and always steps back.
+    fn new_netns(&self, name: &str) -> anyhow::Result<File> {
+        let path = netns::path(name);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        unshare(CloneFlags::CLONE_NEWNET).context("unshare(CLONE_NEWNET)")?;
+        let mounted = mount(
+            Some("/proc/thread-self/ns/net"),
+            &path,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        );
+        let back = setns(&self.home, CloneFlags::CLONE_NEWNET);
+        // Going back cannot fail for a namespace we hold open; if it did, this thread would
+        // make every later sandbox inside the wrong one.
+        back.expect("returning to the node's network namespace");
+        if let Err(err) = mounted {
+            let _ = std::fs::remove_file(&path);
+            bail!("mounting {}: {err}", path.display());
+        }
+        File::open(&path).with_context(|| format!("opening {}", path.display()))
+    }
+
+    async fn claim(&self, blank: &Blank, spec: &SandboxSpec, files: &PodFiles) -> anyhow::Result<()> {
+        if blank.netns != spec.netns {
+            if netns::exists(&spec.netns) || crate::sandbox::link_exists(&spec.veth) {
+                self.remove(&Blank {
+                    netns: spec.netns.clone(),
+                    veth: spec.veth.clone(),
+                })
+                .await?;
+            }
+            rename_netns(&blank.netns, &spec.netns)?;
+        }
+        files.write(&spec.netns)?;
+        let veth = link_index(&self.node, &blank.veth).await?;
+        if blank.veth != spec.veth {
+            let rename = LinkUnspec::new_with_index(veth).name(spec.veth.clone()).build();
+            self.node
+                .link()
+                .set(rename)
+                .execute()
+                .await
+                .context("renaming the veth")?;
+        }
+        self.node_side(spec, veth).await?;
+        let pod = self.connect_in(&spec.netns)?;
+        pod_side(&pod, spec).await
+    }
+
+    async fn node_side(&self, spec: &SandboxSpec, veth: u32) -> anyhow::Result<()> {
+        let link = self.node.link();
+        match spec.cni {
+            Cni::TerwayEniip => {
+                link.set(LinkUnspec::new_with_index(veth).up().build())
+                    .execute()
+                    .await?;
+                let host_route = RouteMessageBuilder::<Ipv4Addr>::new()
+                    .destination_prefix(spec.ip, 32)
+                    .output_interface(veth)
+                    .scope(RouteScope::Link)
+                    .build();
+                self.node.route().add(host_route).replace().execute().await?;
+                crate::sandbox::sysctl(&format!("net.ipv4.conf.{}.proxy_arp", spec.veth), "1")?;
+            }
+            _ => {
+                let bridge = nix::net::if_::if_nametoindex(BRIDGE).context("no pod bridge")?;
+                let up = LinkUnspec::new_with_index(veth).controller(bridge).up().build();
+                link.set(up).execute().await?;
+                // Hairpin, as flannel's bridge plugin sets it: a pod reaching its own Service
+                // address gets the DNATed packet back out of the port it came in on.
+                let hairpin = LinkBridgePort::new(veth).hairpin(true).build();
+                link.set_port(hairpin).execute().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A netlink socket inside the named namespace (sockets keep the namespace they were
+    /// opened in).
+    fn connect_in(&self, name: &str) -> anyhow::Result<Handle> {
+        let target = File::open(netns::path(name)).with_context(|| format!("network namespace {name}"))?;
+        setns(&target, CloneFlags::CLONE_NEWNET).with_context(|| format!("entering {name}"))?;
+        let handle = connect();
+        setns(&self.home, CloneFlags::CLONE_NEWNET).expect("returning to the node's network namespace");
+        handle
+    }
+
+    async fn remove(&self, blank: &Blank) -> anyhow::Result<()> {
+        if let Ok(index) = nix::net::if_::if_nametoindex(blank.veth.as_str()) {
+            match self.node.link().del(index).execute().await {
+                Ok(()) => {}
+                // Gone meanwhile (its namespace went away with its peer).
+                Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => {}
+                Err(err) => return Err(err).with_context(|| format!("deleting {}", blank.veth)),
+            }
+        }
+        delete_netns(&blank.netns)?;
+        let dir = crate::sandbox::etc_dir(&blank.netns);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+        }
+        Ok(())
+    }
+}
+
+async fn pod_side(pod: &Handle, spec: &SandboxSpec) -> anyhow::Result<()> {
+    let link = pod.link();
+    link.set(LinkUnspec::new_with_index(LOOPBACK_INDEX).up().build())
+        .execute()
+        .await
+        .context("loopback up")?;
+    let eth0 = link_index(pod, POD_IFNAME).await?;
+    link.set(LinkUnspec::new_with_index(eth0).up().build())
+        .execute()
+        .await
+        .context("eth0 up")?;
+    pod.address()
+        .add(eth0, IpAddr::V4(spec.ip), spec.prefix_len())
+        .execute()
+        .await
+        .context("adding the pod address")?;
+    let mut default = RouteMessageBuilder::<Ipv4Addr>::new()
+        .gateway(spec.gateway())
+        .output_interface(eth0);
+    if spec.cni == Cni::TerwayEniip {
+        let gateway: Ipv4Addr = TERWAY_GATEWAY.parse()?;
+        pod.neighbours()
+            .add(eth0, IpAddr::V4(gateway))
+            .link_layer_address(&mac_bytes(TERWAY_VETH_MAC))
+            .state(NeighbourState::Permanent)
+            .replace()
+            .execute()
+            .await
+            .context("adding the gateway's neighbour entry")?;
+        default = default.onlink();
+    }
+    pod.route()
+        .add(default.build())
+        .execute()
+        .await
+        .context("adding the default route")
+}
+
+/// A connection in the calling thread's current network namespace, driven by the runtime.
+fn connect() -> anyhow::Result<Handle> {
+    let (connection, handle, _) = rtnetlink::new_connection().context("opening a netlink socket")?;
+    tokio::spawn(connection);
+    Ok(handle)
+}
+
+async fn link_index(handle: &Handle, name: &str) -> anyhow::Result<u32> {
+    let mut links = handle.link().get().match_name(name.to_string()).execute();
+    match links.try_next().await.with_context(|| format!("finding link {name}"))? {
+        Some(link) => Ok(link.header.index),
+        None => bail!("no link {name}"),
+    }
+}
+
+/// `ip netns` needs /run/netns to be a shared mount point, so that namespace mounts made here
+/// reach every other mount namespace (and their removal frees the namespace everywhere).
+fn share_netns_dir() -> anyhow::Result<()> {
+    std::fs::create_dir_all(netns::NETNS_DIR)?;
+    let shared = || {
+        mount(
+            None::<&str>,
+            netns::NETNS_DIR,
+            None::<&str>,
+            MsFlags::MS_SHARED | MsFlags::MS_REC,
+            None::<&str>,
+        )
+    };
+    if shared().is_ok() {
+        return Ok(());
+    }
+    // Not a mount point yet: make it one, then shared.
+    mount(
+        Some(netns::NETNS_DIR),
+        netns::NETNS_DIR,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .context("bind-mounting /run/netns")?;
+    shared().context("making /run/netns shared")?;
+    Ok(())
+}
+
+/// Gives the namespace mounted at `from` the name `to` (a second bind mount, then the first
+/// one goes): renaming a mount point itself is not allowed.
+fn rename_netns(from: &str, to: &str) -> anyhow::Result<()> {
+    let (source, target) = (netns::path(from), netns::path(to));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&target)
+        .with_context(|| format!("creating {}", target.display()))?;
+    if let Err(err) = mount(Some(&source), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>) {
+        let _ = std::fs::remove_file(&target);
+        bail!("mounting {}: {err}", target.display());
+    }
+    delete_netns(from)
+}
+
+/// `ip netns delete`: lazily unmount (processes inside keep it alive) and remove the name.
+fn delete_netns(name: &str) -> anyhow::Result<()> {
+    let path = netns::path(name);
+    if !path.exists() {
+        return Ok(());
+    }
+    let c_path = CString::new(path.as_os_str().as_bytes())?;
+    // Not mounted (a crash between the file and its mount) is fine: the file still goes.
+    let _ = umount2(c_path.as_c_str(), MntFlags::MNT_DETACH);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("removing {}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `aa:bb:...` as bytes.
+fn mac_bytes(text: &str) -> Vec<u8> {
+    text.split(':').filter_map(|b| u8::from_str_radix(b, 16).ok()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macs_parse() {
+        assert_eq!(mac_bytes(TERWAY_VETH_MAC), [0xee; 6]);
+        assert_eq!(mac_bytes("0a:1b:2c:3d:4e:5f"), [0x0a, 0x1b, 0x2c, 0x3d, 0x4e, 0x5f]);
+    }
+}
