@@ -42,6 +42,13 @@ pub struct BenchLabArgs {
     /// Host port of the benchmark lab's API server (0: a free one).
     #[arg(long, default_value_t = 0)]
     pub port: u16,
+    /// Log filter of the lab's processes (SVCNET_LOG syntax), e.g. `error,svcnet_node=debug` to
+    /// see where a pod's start time goes in `nodes/<node>/agent.log`.
+    #[arg(long, default_value = "error")]
+    pub log: String,
+    /// Keep the lab's data dir (agent logs, pod directories) and print where it is.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 /// A `svcnet up` child, taken down (SIGTERM, then `svcnet down`) when dropped.
@@ -74,7 +81,7 @@ pub(crate) fn start_lab(exe: &Path, args: &BenchLabArgs, data_dir: &Path) -> any
         .args(["--listen", &format!("127.0.0.1:{}", args.port), "--name", &bench_name()])
         .arg("--data-dir")
         .arg(data_dir)
-        .env("SVCNET_LOG", "error")
+        .env("SVCNET_LOG", &args.log)
         .stdout(Stdio::piped())
         .spawn()
         .context("starting svcnet up")?;
@@ -132,7 +139,11 @@ pub async fn bench_lab(mut args: BenchLabArgs) -> anyhow::Result<String> {
         drop(lab);
         report.push_str(&result?);
     }
-    let _ = std::fs::remove_dir_all(&data_dir);
+    if args.keep {
+        report.push_str(&format!("data dir kept: {}\n", data_dir.display()));
+    } else {
+        let _ = std::fs::remove_dir_all(&data_dir);
+    }
     Ok(report)
 }
 
