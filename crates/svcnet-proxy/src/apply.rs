@@ -1,7 +1,9 @@
-//! The applier: loads a [`Ruleset`] into the kernel with `nft -f -`, one atomic transaction per
-//! sync, so packets never see a half-written or missing table.
+//! The applier: loads a [`Ruleset`] into the kernel as one nf_tables netlink batch per sync (one
+//! atomic transaction), so packets never see a half-written or missing table. A sync whose
+//! rules the encoder in [`crate::netlink`] does not know goes through `nft -f -` instead, with
+//! the same steps.
 //!
-//! A full sync reads the names in the live table (`nft -j list table`), declares everything
+//! A full sync reads the names in the live table (a netlink dump of chains and sets), declares everything
 //! desired, flushes and refills it, and deletes what is no longer desired, all in one
 //! transaction: it works the same on a fresh namespace, after a proxy restart (the old table is
 //! reused in place, so no established connection loses its NAT state and the affinity map keeps
@@ -14,6 +16,7 @@ use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::netlink::{Batch, EncodeError, NetlinkError, SetLookup, Socket};
 use crate::ruleset::{element_text, Chain, Ruleset, Set, FAMILY, TABLE};
 
 /// What failed while talking to nftables.
@@ -33,6 +36,13 @@ pub enum Error {
     /// `nft -j` printed something that is not the expected JSON.
     #[error("reading nft -j output: {0}")]
     ParseListing(#[from] serde_json::Error),
+    /// The kernel refused the netlink transaction (nothing of it was applied), or the socket
+    /// failed.
+    #[error("nf_tables: {0}")]
+    Netlink(#[from] NetlinkError),
+    /// [`Applier::apply_delta`] before any full sync: there is no applied table to change.
+    #[error("no table applied yet: a full sync must come first")]
+    NeedFullSync,
 }
 
 /// Result of this module.
@@ -147,8 +157,27 @@ impl LiveObjects {
 /// Elements per `add element` command: keeps single lines at a size nft parses quickly.
 const ELEMENTS_PER_COMMAND: usize = 2_000;
 
-fn add_set(out: &mut String, name: &str, set: &Set) {
-    let _ = writeln!(out, "add {} {FAMILY} {TABLE} {name} {}", set.kind(), set.declaration());
+type Elements = BTreeMap<String, String>;
+/// The elements of a set a fragment does not name.
+static NO_ELEMENTS: Elements = BTreeMap::new();
+/// Borrowed elements (key, value) picked out of an [`Elements`].
+type ElementRefs<'a> = Vec<(&'a String, &'a String)>;
+
+/// One step of a transaction. A sync is planned once as steps, then sent as one netlink batch
+/// or, when the encoder does not know a form, written as one `nft -f` script: both ways do the
+/// same thing in the same order.
+#[derive(Debug)]
+enum Op<'a> {
+    AddTable,
+    AddSet(&'a str, &'a Set),
+    FlushSet(&'a str, &'a Set),
+    DeleteSet(&'a str, &'static str),
+    AddChain(&'a str, &'a Chain),
+    FlushChain(&'a str),
+    DeleteChain(&'a str),
+    AddRules(&'a str, &'a Chain),
+    AddElements(&'a str, &'a Set, ElementRefs<'a>),
+    DeleteElements(&'a str, &'a Set, ElementRefs<'a>),
 }
 
 fn add_chain(out: &mut String, name: &str, chain: &Chain) {
@@ -162,21 +191,10 @@ fn add_chain(out: &mut String, name: &str, chain: &Chain) {
     }
 }
 
-fn add_rules(out: &mut String, name: &str, chain: &Chain) {
-    for rule in &chain.rules {
-        let _ = writeln!(out, "add rule {FAMILY} {TABLE} {name} {rule}");
-    }
-}
-
-fn element_commands<'a>(
-    out: &mut String,
-    verb: &str,
-    set_name: &str,
-    elements: impl Iterator<Item = (&'a String, &'a String)>,
-    keys_only: bool,
-) {
+fn element_commands(out: &mut String, verb: &str, set_name: &str, elements: &ElementRefs<'_>, keys_only: bool) {
     let elements: Vec<String> = elements
-        .map(|(k, v)| if keys_only { k.clone() } else { element_text(k, v) })
+        .iter()
+        .map(|(k, v)| if keys_only { k.to_string() } else { element_text(k, v) })
         .collect();
     for chunk in elements.chunks(ELEMENTS_PER_COMMAND) {
         let _ = writeln!(
@@ -187,81 +205,232 @@ fn element_commands<'a>(
     }
 }
 
-/// The one-transaction script that makes the live table (with these object names) equal to
-/// `desired`, leaving dynamic sets' elements alone.
-pub fn full_script(desired: &Ruleset, live: &LiveObjects) -> String {
-    let mut out = format!("add table {FAMILY} {TABLE}\n");
-    for (name, set) in &desired.sets {
-        add_set(&mut out, name, set);
-        if !set.dynamic && live.sets.contains(name) {
-            let _ = writeln!(out, "flush {} {FAMILY} {TABLE} {name}", set.kind());
+/// The steps as an nft script.
+fn script(ops: &[Op<'_>]) -> String {
+    let mut out = String::new();
+    for op in ops {
+        match op {
+            Op::AddTable => {
+                let _ = writeln!(out, "add table {FAMILY} {TABLE}");
+            }
+            Op::AddSet(name, set) => {
+                let _ = writeln!(out, "add {} {FAMILY} {TABLE} {name} {}", set.kind(), set.declaration());
+            }
+            Op::FlushSet(name, set) => {
+                let _ = writeln!(out, "flush {} {FAMILY} {TABLE} {name}", set.kind());
+            }
+            Op::DeleteSet(name, kind) => {
+                let _ = writeln!(out, "delete {kind} {FAMILY} {TABLE} {name}");
+            }
+            Op::AddChain(name, chain) => add_chain(&mut out, name, chain),
+            Op::FlushChain(name) => {
+                let _ = writeln!(out, "flush chain {FAMILY} {TABLE} {name}");
+            }
+            Op::DeleteChain(name) => {
+                let _ = writeln!(out, "delete chain {FAMILY} {TABLE} {name}");
+            }
+            Op::AddRules(name, chain) => {
+                for rule in &chain.rules {
+                    let _ = writeln!(out, "add rule {FAMILY} {TABLE} {name} {rule}");
+                }
+            }
+            Op::AddElements(name, _, items) => element_commands(&mut out, "add", name, items, false),
+            Op::DeleteElements(name, _, items) => element_commands(&mut out, "delete", name, items, true),
         }
-    }
-    for (name, chain) in &desired.chains {
-        add_chain(&mut out, name, chain);
-    }
-    // Empty every live chain first, so nothing refers to the chains deleted below.
-    for name in &live.chains {
-        let _ = writeln!(out, "flush chain {FAMILY} {TABLE} {name}");
-    }
-    for name in live.chains.iter().filter(|n| !desired.chains.contains_key(*n)) {
-        let _ = writeln!(out, "delete chain {FAMILY} {TABLE} {name}");
-    }
-    for (name, chain) in &desired.chains {
-        add_rules(&mut out, name, chain);
-    }
-    for name in live.sets.iter().filter(|n| !desired.sets.contains_key(*n)) {
-        let _ = writeln!(out, "delete set {FAMILY} {TABLE} {name}");
-    }
-    for (name, set) in desired.sets.iter().filter(|(_, s)| !s.dynamic) {
-        element_commands(&mut out, "add", name, set.elements.iter(), false);
     }
     out
 }
 
-/// The script that turns the applied `old` into `new`, or None when nothing differs. Order
-/// matters inside the transaction: new chains exist before elements point at them, and chains
-/// go only after the elements and rules that named them.
-pub fn diff_script(old: &Ruleset, new: &Ruleset) -> Option<String> {
-    let mut out = String::new();
+/// The steps as netlink messages; an error names the first text the encoder does not know.
+fn encode(ops: &[Op<'_>], batch: &mut Batch, sets: &SetLookup<'_>) -> Result<(), EncodeError> {
+    for op in ops {
+        match op {
+            Op::AddTable => batch.add_table(),
+            Op::AddSet(name, set) => batch.add_set(name, set)?,
+            Op::FlushSet(name, _) => batch.flush_set(name),
+            Op::DeleteSet(name, _) => batch.delete_set(name),
+            Op::AddChain(name, chain) => batch.add_chain(name, chain)?,
+            Op::FlushChain(name) => batch.flush_chain(name),
+            Op::DeleteChain(name) => batch.delete_chain(name),
+            Op::AddRules(name, chain) => {
+                for rule in &chain.rules {
+                    batch.add_rule(name, rule, sets)?;
+                }
+            }
+            Op::AddElements(name, set, items) => batch.elements(name, set, items.iter().copied(), false)?,
+            Op::DeleteElements(name, set, items) => batch.elements(name, set, items.iter().copied(), true)?,
+        }
+    }
+    Ok(())
+}
+
+/// Steps that make the live table (with these object names) equal to `desired`, leaving
+/// dynamic sets' elements alone.
+fn full_ops<'a>(desired: &'a Ruleset, live: &'a LiveObjects) -> Vec<Op<'a>> {
+    let mut ops = vec![Op::AddTable];
+    for (name, set) in &desired.sets {
+        ops.push(Op::AddSet(name, set));
+        if !set.dynamic && live.sets.contains(name) {
+            ops.push(Op::FlushSet(name, set));
+        }
+    }
+    for (name, chain) in &desired.chains {
+        ops.push(Op::AddChain(name, chain));
+    }
+    // Empty every live chain first, so nothing refers to the chains deleted below.
+    ops.extend(live.chains.iter().map(|name| Op::FlushChain(name)));
+    for name in live.chains.iter().filter(|n| !desired.chains.contains_key(*n)) {
+        ops.push(Op::DeleteChain(name));
+    }
+    for (name, chain) in &desired.chains {
+        ops.push(Op::AddRules(name, chain));
+    }
+    for name in live.sets.iter().filter(|n| !desired.sets.contains_key(*n)) {
+        ops.push(Op::DeleteSet(name, "set"));
+    }
+    for (name, set) in desired.sets.iter().filter(|(_, s)| !s.dynamic) {
+        if !set.elements.is_empty() {
+            ops.push(Op::AddElements(name, set, set.elements.iter().collect()));
+        }
+    }
+    ops
+}
+
+/// Steps that turn the applied `old` into `new`. Order matters inside the transaction: new
+/// chains exist before elements point at them, and chains go only after the elements and
+/// rules that named them.
+fn diff_ops<'a>(old: &'a Ruleset, new: &'a Ruleset) -> Vec<Op<'a>> {
+    let mut ops = Vec::new();
     for (name, set) in new.sets.iter().filter(|(n, _)| !old.sets.contains_key(*n)) {
-        add_set(&mut out, name, set);
+        ops.push(Op::AddSet(name, set));
     }
     for (name, chain) in new.chains.iter().filter(|(n, _)| !old.chains.contains_key(*n)) {
-        add_chain(&mut out, name, chain);
+        ops.push(Op::AddChain(name, chain));
     }
     for (name, chain) in &new.chains {
         match old.chains.get(name) {
             Some(previous) if previous == chain => {}
             Some(_) => {
-                let _ = writeln!(out, "flush chain {FAMILY} {TABLE} {name}");
-                add_rules(&mut out, name, chain);
+                ops.push(Op::FlushChain(name));
+                ops.push(Op::AddRules(name, chain));
             }
-            None => add_rules(&mut out, name, chain),
+            None => ops.push(Op::AddRules(name, chain)),
         }
     }
-    let empty = BTreeMap::new();
     for (name, set) in new.sets.iter().filter(|(_, s)| !s.dynamic) {
-        let before = old.sets.get(name).map_or(&empty, |s| &s.elements);
-        let (gone, added) = element_changes(before, &set.elements);
-        element_commands(&mut out, "delete", name, gone.into_iter(), true);
-        element_commands(&mut out, "add", name, added.into_iter(), false);
+        let before = old.sets.get(name).map_or(&NO_ELEMENTS, |s| &s.elements);
+        push_element_changes(&mut ops, name, set, before, &set.elements);
     }
-    for name in old.chains.keys().filter(|n| !new.chains.contains_key(*n)) {
-        let _ = writeln!(out, "flush chain {FAMILY} {TABLE} {name}");
-    }
-    for name in old.chains.keys().filter(|n| !new.chains.contains_key(*n)) {
-        let _ = writeln!(out, "delete chain {FAMILY} {TABLE} {name}");
-    }
+    let gone: Vec<&String> = old.chains.keys().filter(|n| !new.chains.contains_key(*n)).collect();
+    ops.extend(gone.iter().map(|name| Op::FlushChain(name)));
+    ops.extend(gone.iter().map(|name| Op::DeleteChain(name)));
     for (name, set) in old.sets.iter().filter(|(n, _)| !new.sets.contains_key(*n)) {
-        let _ = writeln!(out, "delete {} {FAMILY} {TABLE} {name}", set.kind());
+        ops.push(Op::DeleteSet(name, set.kind()));
     }
-    (!out.is_empty()).then_some(out)
+    ops
 }
 
-type Elements = BTreeMap<String, String>;
-/// Borrowed elements (key, value) picked out of an [`Elements`].
-type ElementRefs<'a> = Vec<(&'a String, &'a String)>;
+fn push_element_changes<'a>(
+    ops: &mut Vec<Op<'a>>,
+    name: &'a str,
+    set: &'a Set,
+    before: &'a Elements,
+    after: &'a Elements,
+) {
+    let (gone, added) = element_changes(before, after);
+    if !gone.is_empty() {
+        ops.push(Op::DeleteElements(name, set, gone));
+    }
+    if !added.is_empty() {
+        ops.push(Op::AddElements(name, set, added));
+    }
+}
+
+/// Steps for a fragment change (see [`Applier::apply_delta`]): sets are declared when the
+/// applied table lacks them but never deleted (other Services share them); a chain is flushed
+/// only when the applied table has it.
+fn delta_ops<'a>(before: &'a Ruleset, after: &'a Ruleset, applied: &'a Ruleset) -> Vec<Op<'a>> {
+    let mut ops = Vec::new();
+    for (name, set) in after.sets.iter().filter(|(n, _)| !applied.sets.contains_key(*n)) {
+        ops.push(Op::AddSet(name, set));
+    }
+    for (name, chain) in &after.chains {
+        let previous = before.chains.get(name);
+        if previous.is_none_or(|p| p.hook != chain.hook) {
+            ops.push(Op::AddChain(name, chain));
+        }
+    }
+    for (name, chain) in &after.chains {
+        if before.chains.get(name) == Some(chain) {
+            continue;
+        }
+        if applied.chains.contains_key(name) {
+            ops.push(Op::FlushChain(name));
+        }
+        ops.push(Op::AddRules(name, chain));
+    }
+    for (name, set) in fragment_sets(before, after) {
+        let old = before.sets.get(name).map_or(&NO_ELEMENTS, |s| &s.elements);
+        let new = after.sets.get(name).map_or(&NO_ELEMENTS, |s| &s.elements);
+        push_element_changes(&mut ops, name, set, old, new);
+    }
+    let gone: Vec<&String> = before
+        .chains
+        .keys()
+        .filter(|n| !after.chains.contains_key(*n) && applied.chains.contains_key(*n))
+        .collect();
+    ops.extend(gone.iter().map(|name| Op::FlushChain(name)));
+    ops.extend(gone.iter().map(|name| Op::DeleteChain(name)));
+    ops
+}
+
+/// The non-dynamic sets named in either fragment, with the newest declaration.
+fn fragment_sets<'a>(before: &'a Ruleset, after: &'a Ruleset) -> impl Iterator<Item = (&'a String, &'a Set)> {
+    let only_before = before.sets.iter().filter(|(n, _)| !after.sets.contains_key(*n));
+    after.sets.iter().chain(only_before).filter(|(_, s)| !s.dynamic)
+}
+
+/// Makes `applied` what the table is after [`delta_ops`] ran: only the fragment's sets and
+/// chains are touched.
+fn apply_fragment(applied: &mut Ruleset, before: &Ruleset, after: &Ruleset) {
+    for (name, set) in &after.sets {
+        applied.sets.entry(name.clone()).or_insert_with(|| Set {
+            elements: BTreeMap::new(),
+            ..set.clone()
+        });
+    }
+    for (name, _) in fragment_sets(before, after) {
+        let old = before.sets.get(name).map_or(&NO_ELEMENTS, |s| &s.elements);
+        let new = after.sets.get(name).map_or(&NO_ELEMENTS, |s| &s.elements);
+        let Some(target) = applied.sets.get_mut(name) else {
+            continue;
+        };
+        for key in old.keys().filter(|k| !new.contains_key(*k)) {
+            target.elements.remove(key);
+        }
+        for (key, value) in new {
+            target.elements.insert(key.clone(), value.clone());
+        }
+    }
+    for (name, chain) in &after.chains {
+        applied.chains.insert(name.clone(), chain.clone());
+    }
+    for name in before.chains.keys().filter(|n| !after.chains.contains_key(*n)) {
+        applied.chains.remove(name);
+    }
+}
+
+/// The one-transaction script that makes the live table (with these object names) equal to
+/// `desired`, leaving dynamic sets' elements alone.
+pub fn full_script(desired: &Ruleset, live: &LiveObjects) -> String {
+    script(&full_ops(desired, live))
+}
+
+/// The script that turns the applied `old` into `new`, or None when nothing differs.
+pub fn diff_script(old: &Ruleset, new: &Ruleset) -> Option<String> {
+    let ops = diff_ops(old, new);
+    (!ops.is_empty()).then(|| script(&ops))
+}
 
 /// Elements to delete (gone, or with a new value) and to add (new, or with a new value), by one
 /// merge walk over the two sorted maps: linear, which matters at 200,000 elements.
@@ -299,24 +468,58 @@ fn element_changes<'a>(before: &'a Elements, after: &'a Elements) -> (ElementRef
 pub struct SyncReport {
     /// Whether it was a full sync.
     pub full: bool,
-    /// Wall time of the `nft` transaction.
+    /// Wall time of planning and the transaction.
     pub duration: Duration,
     /// Whether anything was sent at all.
     pub changed: bool,
+    /// Whether it went over netlink (false: `nft -f`, because the encoder did not know a form,
+    /// or nothing was sent).
+    pub netlink: bool,
 }
 
 /// Keeps the live table equal to the desired value: full sync first and when asked, increments
-/// after that.
+/// after that. Talks to nf_tables on one netlink socket opened in the target namespace at the
+/// first sync.
 #[derive(Debug)]
 pub struct Applier {
     nft: Nft,
     applied: Option<Ruleset>,
+    socket: Option<Socket>,
+}
+
+/// Sends `ops` as one netlink batch; when the encoder refuses a text, runs them as one nft
+/// script instead (logged). Returns whether netlink carried them.
+fn transmit(socket: &mut Option<Socket>, nft: &Nft, ops: &[Op<'_>], sets: &SetLookup<'_>) -> Result<bool> {
+    let socket = open_socket(socket, nft)?;
+    let mut batch = socket.batch();
+    match encode(ops, &mut batch, sets) {
+        Ok(()) => {
+            socket.send(batch)?;
+            Ok(true)
+        }
+        Err(error) => {
+            tracing::warn!(%error, "the netlink encoder does not know a form; loading this sync with nft -f");
+            nft.run_script(&script(ops))?;
+            Ok(false)
+        }
+    }
+}
+
+fn open_socket<'s>(socket: &'s mut Option<Socket>, nft: &Nft) -> Result<&'s mut Socket> {
+    if socket.is_none() {
+        *socket = Some(Socket::open(nft.netns.as_deref()).map_err(NetlinkError::Io)?);
+    }
+    Ok(socket.as_mut().expect("opened above"))
 }
 
 impl Applier {
     /// An applier that starts with a full sync.
     pub fn new(nft: Nft) -> Applier {
-        Applier { nft, applied: None }
+        Applier {
+            nft,
+            applied: None,
+            socket: None,
+        }
     }
 
     /// The last value applied successfully.
@@ -329,40 +532,111 @@ impl Applier {
         self.applied = None;
     }
 
+    /// Names of the live table's chains and sets, from a netlink dump (cheap: no rules or
+    /// elements are read).
+    pub fn live_objects(&mut self) -> Result<LiveObjects> {
+        let (chains, sets) = open_socket(&mut self.socket, &self.nft)?.live_names()?;
+        Ok(LiveObjects { chains, sets })
+    }
+
     /// Brings the live table to `desired`. On error the next sync is a full one, so a failed
     /// increment never leaves work behind.
     pub fn sync(&mut self, desired: &Ruleset) -> Result<SyncReport> {
         let start = Instant::now();
-        let (script, full) = match &self.applied {
-            Some(applied) => match diff_script(applied, desired) {
-                Some(script) => (script, false),
-                None => {
-                    return Ok(SyncReport {
-                        full: false,
-                        duration: start.elapsed(),
-                        changed: false,
-                    })
-                }
-            },
-            None => (full_script(desired, &self.nft.live_objects()?), true),
+        let live = match self.applied {
+            Some(_) => None,
+            None => Some(self.live_objects()?),
         };
-        self.applied = None;
-        self.nft.run_script(&script)?;
-        self.applied = Some(desired.clone());
+        let Applier { nft, applied, socket } = self;
+        let ops = match (&*applied, &live) {
+            (Some(applied), _) => diff_ops(applied, desired),
+            (None, Some(live)) => full_ops(desired, live),
+            (None, None) => unreachable!("live objects are read for a full sync"),
+        };
+        let full = live.is_some();
+        if ops.is_empty() {
+            return Ok(unchanged(start));
+        }
+        let lookup = |name: &str| desired.sets.get(name);
+        let result = transmit(socket, nft, &ops, &lookup);
+        drop(ops);
+        let netlink = match result {
+            Ok(netlink) => netlink,
+            Err(error) => {
+                *applied = None;
+                return Err(error);
+            }
+        };
+        *applied = Some(desired.clone());
         Ok(SyncReport {
             full,
             duration: start.elapsed(),
             changed: true,
+            netlink,
         })
+    }
+
+    /// Applies the change of a part of the table: `before` and `after` hold the sets a few
+    /// Services touch (with their declarations) and only those Services' elements and chains.
+    /// Sends exactly the difference as one transaction: elements gone or changed are deleted,
+    /// new and changed ones added, chains whose rules changed flushed and refilled, chains only
+    /// in `before` deleted after the elements that pointed at them. Sets are declared when new
+    /// but never deleted here. `applied()` is updated by the same difference, without walking
+    /// the whole table.
+    ///
+    /// Needs a full [`Applier::sync`] first ([`Error::NeedFullSync`] otherwise); on error the
+    /// next sync is a full one.
+    pub fn apply_delta(&mut self, before: &Ruleset, after: &Ruleset) -> Result<SyncReport> {
+        let start = Instant::now();
+        let Applier { nft, applied, socket } = self;
+        let Some(current) = applied.as_ref() else {
+            return Err(Error::NeedFullSync);
+        };
+        let ops = delta_ops(before, after, current);
+        if ops.is_empty() {
+            return Ok(unchanged(start));
+        }
+        let lookup = |name: &str| after.sets.get(name).or_else(|| current.sets.get(name));
+        let result = transmit(socket, nft, &ops, &lookup);
+        drop(ops);
+        match result {
+            Ok(netlink) => {
+                if let Some(current) = applied.as_mut() {
+                    apply_fragment(current, before, after);
+                }
+                Ok(SyncReport {
+                    full: false,
+                    duration: start.elapsed(),
+                    changed: true,
+                    netlink,
+                })
+            }
+            Err(error) => {
+                *applied = None;
+                Err(error)
+            }
+        }
     }
 
     /// Removes the table (used by tests and by `--no-proxy` cleanup).
     pub fn delete_table(&mut self) -> Result<()> {
         self.applied = None;
-        if self.nft.list_table()?.is_some() {
-            self.nft.run_script(&format!("delete table {FAMILY} {TABLE}\n"))?;
+        let socket = open_socket(&mut self.socket, &self.nft)?;
+        let mut batch = socket.batch();
+        batch.delete_table();
+        match socket.send(batch) {
+            Err(NetlinkError::Rejected { error, .. }) if error.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+            other => Ok(other?),
         }
-        Ok(())
+    }
+}
+
+fn unchanged(start: Instant) -> SyncReport {
+    SyncReport {
+        full: false,
+        duration: start.elapsed(),
+        changed: false,
+        netlink: false,
     }
 }
 

@@ -18,6 +18,7 @@ pub mod health;
 pub mod incremental;
 pub mod maglev;
 pub mod metrics;
+pub mod netlink;
 pub mod ruleset;
 pub mod run;
 pub mod services;

@@ -286,3 +286,218 @@ fn round_robin_affinity_and_reject_on_real_connections() {
     assert_eq!(refused, Err(std::io::ErrorKind::ConnectionRefused));
     assert!(start.elapsed() < Duration::from_millis(500));
 }
+
+/// The listing of `rules` loaded the old way: its rendered text through `nft -f`, in a fresh
+/// namespace. Netlink loads must list byte for byte the same.
+fn listing_via_nft(rules: &svcnet_proxy::Ruleset) -> String {
+    let netns = TestNetns::new().expect("root checked by the caller");
+    let nft = netns.nft();
+    nft.run_script(&rules.render()).unwrap();
+    nft.list_table().unwrap().expect("table loaded by nft")
+}
+
+/// A listing with its objects and elements sorted: after increments the kernel lists objects
+/// in creation order and hash sets in bucket order, which a fresh load does not reproduce.
+fn normalized(listing: &str) -> String {
+    let body = listing.trim_end().trim_end_matches('}');
+    let mut blocks: Vec<String> = body
+        .split("\n\n")
+        .map(|block| block.trim_matches('\n'))
+        .map(|block| match (block.find("elements = {"), block.rfind('}')) {
+            (Some(start), Some(end)) if end > start => {
+                let inner = &block[start + "elements = {".len()..end];
+                let mut elements: Vec<&str> = inner.split(',').map(str::trim).filter(|e| !e.is_empty()).collect();
+                elements.sort();
+                format!(
+                    "{}elements = {{ {} {}",
+                    &block[..start],
+                    elements.join(", "),
+                    &block[end..]
+                )
+            }
+            _ => block.to_string(),
+        })
+        .collect();
+    blocks.sort();
+    blocks.join("\n\n")
+}
+
+fn listing(nft: &Nft) -> String {
+    nft.list_table().unwrap().expect("table loaded")
+}
+
+/// Every rule form and set type the model emits, plus the selector variants it can emit with
+/// other configurations (prefixes that are not whole bytes, random, UDP and SCTP ports).
+fn every_form() -> (Vec<Service>, Vec<EndpointSlice>) {
+    let (mut services, mut slices) = all_kinds();
+    services.push(service("dice", "10.96.0.26", |s| {
+        s["metadata"]["annotations"] = json!({"svcnet.io/lb-algorithm": "random"});
+        s["spec"]["ports"] = json!([
+            {"name": "http", "port": 80, "protocol": "UDP"},
+            {"name": "sig", "port": 9000, "protocol": "SCTP"}
+        ]);
+        s["spec"]["externalIPs"] = json!(["192.0.2.7"]);
+        s["spec"]["sessionAffinity"] = json!("ClientIP");
+        s["spec"]["sessionAffinityConfig"] = json!({"clientIP": {"timeoutSeconds": 600}});
+    }));
+    let mut dice = slice("dice", &["10.244.3.10"]);
+    dice.ports = Some(vec![
+        serde_json::from_value(json!({"name": "http", "port": 8080, "protocol": "UDP"})).unwrap(),
+        serde_json::from_value(json!({"name": "sig", "port": 9000, "protocol": "SCTP"})).unwrap(),
+    ]);
+    slices.push(dice);
+    (services, slices)
+}
+
+fn odd_prefix_config() -> ModelConfig {
+    ModelConfig {
+        cluster_cidr: Some("10.96.0.0/12".parse().unwrap()),
+        default_algorithm: Algorithm::RoundRobin,
+    }
+}
+
+#[test]
+fn netlink_full_load_lists_like_nft() {
+    let Some(netns) = TestNetns::new() else { return };
+    let (services, slices) = every_form();
+    for config in [config(), odd_prefix_config()] {
+        let rules = desired(&services, &slices, &node(), &config);
+        let mut applier = Applier::new(netns.nft());
+        let report = applier.sync(&rules).unwrap();
+        assert!(report.full && report.netlink, "{report:?}");
+        assert_eq!(listing(&netns.nft()), listing_via_nft(&rules));
+    }
+    // A restart onto the live table reuses it in place and lists the same.
+    let rules = desired(&services, &slices, &node(), &config());
+    let mut restarted = Applier::new(netns.nft());
+    assert!(restarted.sync(&rules).unwrap().netlink);
+    assert_eq!(listing(&netns.nft()), listing_via_nft(&rules));
+}
+
+#[test]
+fn netlink_encodes_every_selector_form() {
+    let Some(netns) = TestNetns::new() else { return };
+    let (services, slices) = all_kinds();
+    let mut rules = desired(&services, &slices, &node(), &config());
+    rules.chain("extra").rules = [
+        "ip saddr 10.96.0.0/12 goto mark-for-masquerade",
+        "ip saddr != 10.1.2.3/32 jump mark-for-masquerade",
+        "ip saddr 0.0.0.0/0 goto mark-for-masquerade",
+        "ip daddr 10.1.2.0/23 accept",
+        "meta l4proto udp ct mark set numgen random mod 4 offset 0x19c10001 goto endpoint-dnat",
+        "meta l4proto sctp ct mark set jhash ip saddr . ip daddr . th sport . th dport mod 7 seed 0x5eed offset 0x19c10001 goto endpoint-dnat",
+        "meta mark set meta mark & 0xff",
+        "meta mark & 0x4000 != 0 return",
+        "ct mark >= 0x10 ct mark < 0x20 drop",
+        "ct state new,established ct status snat th dport 53 drop",
+        "meta l4proto { udp, tcp } return",
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut applier = Applier::new(netns.nft());
+    assert!(applier.sync(&rules).unwrap().netlink);
+    assert_eq!(listing(&netns.nft()), listing_via_nft(&rules));
+}
+
+/// `desired` for `services` without what every table has (hook chains, node addresses): the
+/// part of the table these Services own, with every set declared.
+fn fragment(services: &[Service], slices: &[EndpointSlice]) -> svcnet_proxy::Ruleset {
+    let base = desired(&[] as &[Service], &[] as &[EndpointSlice], &node(), &config());
+    let mut part = desired(services, slices, &node(), &config());
+    part.chains.retain(|name, _| !base.chains.contains_key(name));
+    for (name, set) in &mut part.sets {
+        set.elements
+            .retain(|key, _| !base.sets[name].elements.contains_key(key));
+    }
+    part
+}
+
+#[test]
+fn apply_delta_matches_a_full_load() {
+    let Some(netns) = TestNetns::new() else { return };
+    let (mut services, mut slices) = all_kinds();
+    // Endpoints of its own: `hairpin` elements are shared by Services with common endpoints,
+    // and a fragment only speaks for its own Services.
+    slices[0] = slice("web", &["10.244.4.10", "10.244.4.11"]);
+    let mut applier = Applier::new(netns.nft());
+    assert!(matches!(
+        applier.apply_delta(&fragment(&[], &[]), &fragment(&[], &[])),
+        Err(svcnet_proxy::apply::Error::NeedFullSync)
+    ));
+    applier.sync(&desired(&services, &slices, &node(), &config())).unwrap();
+
+    // One endpoint replaced (elements only), then one added (the chain's rule changes).
+    for endpoints in [
+        &["10.244.4.10", "10.244.4.12"][..],
+        &["10.244.4.10", "10.244.4.12", "10.244.4.13"][..],
+    ] {
+        let before = fragment(&services[..1], &slices[..1]);
+        slices[0] = slice("web", endpoints);
+        let after = fragment(&services[..1], &slices[..1]);
+        let report = applier.apply_delta(&before, &after).unwrap();
+        assert!(report.changed && report.netlink && !report.full);
+        let full = desired(&services, &slices, &node(), &config());
+        assert_eq!(applier.applied().map(|a| a.render()), Some(full.render()));
+        assert_eq!(normalized(&listing(&netns.nft())), normalized(&listing_via_nft(&full)));
+    }
+
+    // A whole Service (with endpoints of its own) added, then removed: its chain goes.
+    let solo = service("solo", "10.96.0.30", |_| {});
+    let solo_slice = slice("solo", &["10.244.3.20"]);
+    let added = fragment(std::slice::from_ref(&solo), std::slice::from_ref(&solo_slice));
+    applier.apply_delta(&fragment(&[], &[]), &added).unwrap();
+    services.push(solo);
+    slices.push(solo_slice);
+    let full = desired(&services, &slices, &node(), &config());
+    assert_eq!(applier.applied().map(|a| a.render()), Some(full.render()));
+    assert_eq!(normalized(&listing(&netns.nft())), normalized(&listing_via_nft(&full)));
+    applier.apply_delta(&added, &fragment(&[], &[])).unwrap();
+    services.pop();
+    slices.pop();
+    let full = desired(&services, &slices, &node(), &config());
+    assert_eq!(applier.applied().map(|a| a.render()), Some(full.render()));
+    let live = listing(&netns.nft());
+    assert!(!live.contains("solo"), "{live}");
+    assert_eq!(normalized(&live), normalized(&listing_via_nft(&full)));
+    assert!(!applier.apply_delta(&added, &added).unwrap().changed);
+
+    // The next regular sync diffs against the applied value the deltas kept.
+    assert!(!applier.sync(&full).unwrap().changed);
+}
+
+#[test]
+fn unknown_rule_falls_back_to_nft() {
+    let Some(netns) = TestNetns::new() else { return };
+    let (services, slices) = all_kinds();
+    let mut rules = desired(&services, &slices, &node(), &config());
+    rules.chain("extra").rules = vec!["tcp dport 22 counter accept".into()];
+    let mut applier = Applier::new(netns.nft());
+    let report = applier.sync(&rules).unwrap();
+    assert!(report.changed && !report.netlink, "{report:?}");
+    assert_eq!(listing(&netns.nft()), listing_via_nft(&rules));
+    // Once the form is gone, increments go over netlink again.
+    rules.chains.remove("extra");
+    let report = applier.sync(&rules).unwrap();
+    assert!(report.netlink && !report.full, "{report:?}");
+    assert_eq!(listing(&netns.nft()), listing_via_nft(&rules));
+}
+
+#[test]
+fn kernel_errors_name_the_object() {
+    let Some(netns) = TestNetns::new() else { return };
+    let (services, slices) = all_kinds();
+    let mut rules = desired(&services, &slices, &node(), &config());
+    rules.chain("extra").rules = vec!["goto no-such-chain".into()];
+    let mut applier = Applier::new(netns.nft());
+    let error = applier.sync(&rules).unwrap_err().to_string();
+    assert!(error.contains("add rule extra goto no-such-chain"), "{error}");
+    assert!(
+        netns.nft().list_table().unwrap().is_none(),
+        "nothing of the batch applied"
+    );
+    rules.chains.remove("extra");
+    assert!(
+        applier.sync(&rules).unwrap().full,
+        "after an error the next sync is full"
+    );
+}
