@@ -493,6 +493,9 @@ fn transmit(socket: &mut Option<Socket>, nft: &Nft, ops: &[Op<'_>], sets: &SetLo
     let socket = open_socket(socket, nft)?;
     let mut batch = socket.batch();
     match encode(ops, &mut batch, sets) {
+        // Steps can come out as no message at all (a new chain that stays empty was declared
+        // by an earlier step): an empty batch would never be acknowledged.
+        Ok(()) if batch.is_empty() => Ok(true),
         Ok(()) => {
             socket.send(batch)?;
             Ok(true)
