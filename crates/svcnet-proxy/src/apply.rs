@@ -243,6 +243,7 @@ fn script(ops: &[Op<'_>]) -> String {
 
 /// The steps as netlink messages; an error names the first text the encoder does not know.
 fn encode(ops: &[Op<'_>], batch: &mut Batch, sets: &SetLookup<'_>) -> Result<(), EncodeError> {
+    batch.reserve(ops.iter().map(encoded_size_estimate).sum());
     for op in ops {
         match op {
             Op::AddTable => batch.add_table(),
@@ -262,6 +263,15 @@ fn encode(ops: &[Op<'_>], batch: &mut Batch, sets: &SetLookup<'_>) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// Roughly the bytes a step encodes to (elements about 50, rules about 300).
+fn encoded_size_estimate(op: &Op<'_>) -> usize {
+    match op {
+        Op::AddRules(_, chain) => 300 * chain.rules.len(),
+        Op::AddElements(_, _, items) | Op::DeleteElements(_, _, items) => 56 * items.len() + 64,
+        _ => 128,
+    }
 }
 
 /// Steps that make the live table (with these object names) equal to `desired`, leaving

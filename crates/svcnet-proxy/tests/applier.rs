@@ -501,3 +501,38 @@ fn kernel_errors_name_the_object() {
         "after an error the next sync is full"
     );
 }
+
+#[test]
+fn resync_keeps_affinity_entries_and_delta_falls_back_too() {
+    let Some(netns) = TestNetns::new() else { return };
+    let nft = netns.nft();
+    let (services, slices) = all_kinds();
+    let rules = desired(&services, &slices, &node(), &config());
+    let mut applier = Applier::new(nft.clone());
+    applier.sync(&rules).unwrap();
+    // What the data path would have remembered for a client.
+    nft.run_script("add element ip svcnet affinity { 10.244.1.50 . 0x619a0000 timeout 1h : 0x619a0002 }\n")
+        .unwrap();
+    assert!(Applier::new(nft.clone()).sync(&rules).unwrap().full);
+    assert!(listing(&nft).contains("10.244.1.50 . 0x619a0000"), "{}", listing(&nft));
+
+    // A fragment with a form the encoder does not know goes through nft, as one transaction.
+    let mut before = svcnet_proxy::Ruleset::default();
+    before.sets = rules.sets.clone();
+    before.sets.values_mut().for_each(|s| s.elements.clear());
+    let mut after = before.clone();
+    after.chain("extra").rules = vec!["tcp dport 22 counter accept".into()];
+    after.element("service-ips", "10.96.0.99 . tcp . 22", "goto extra");
+    let report = applier.apply_delta(&before, &after).unwrap();
+    assert!(report.changed && !report.netlink, "{report:?}");
+    let mut full = rules.clone();
+    full.chain("extra").rules = after.chains["extra"].rules.clone();
+    full.element("service-ips", "10.96.0.99 . tcp . 22", "goto extra");
+    assert_eq!(applier.applied().map(|a| a.render()), Some(full.render()));
+    let live = listing(&nft);
+    assert!(live.contains("10.96.0.99 . tcp . 22 : goto extra"), "{live}");
+    assert!(
+        live.contains("chain extra {\n\t\ttcp dport 22 counter packets 0 bytes 0 accept"),
+        "{live}"
+    );
+}

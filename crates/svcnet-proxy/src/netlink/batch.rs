@@ -147,6 +147,12 @@ impl Batch {
         self.last_message = Some(start);
     }
 
+    /// Room for `bytes` more: a full sync's batch is tens of megabytes, grown once instead of
+    /// by doubling.
+    pub fn reserve(&mut self, bytes: usize) {
+        self.attrs.buf.reserve(bytes);
+    }
+
     /// Number of messages between begin and end.
     pub fn len(&self) -> usize {
         self.descriptions.len() - 1
