@@ -517,8 +517,10 @@ fn resync_keeps_affinity_entries_and_delta_falls_back_too() {
     assert!(listing(&nft).contains("10.244.1.50 . 0x619a0000"), "{}", listing(&nft));
 
     // A fragment with a form the encoder does not know goes through nft, as one transaction.
-    let mut before = svcnet_proxy::Ruleset::default();
-    before.sets = rules.sets.clone();
+    let mut before = svcnet_proxy::Ruleset {
+        sets: rules.sets.clone(),
+        ..Default::default()
+    };
     before.sets.values_mut().for_each(|s| s.elements.clear());
     let mut after = before.clone();
     after.chain("extra").rules = vec!["tcp dport 22 counter accept".into()];
