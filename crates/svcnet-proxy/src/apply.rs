@@ -1,14 +1,15 @@
 //! The applier: loads a [`Ruleset`] into the kernel as one nf_tables netlink batch per sync (one
 //! atomic transaction), so packets never see a half-written or missing table. A sync whose
 //! rules the encoder in [`crate::netlink`] does not know goes through `nft -f -` instead, with
-//! the same steps.
+//! the same steps (and a warning naming the form).
 //!
-//! A full sync reads the names in the live table (a netlink dump of chains and sets), declares everything
-//! desired, flushes and refills it, and deletes what is no longer desired, all in one
+//! A full sync reads the names in the live table (a netlink dump of chains and sets), declares
+//! everything desired, flushes and refills it, and deletes what is no longer desired, all in one
 //! transaction: it works the same on a fresh namespace, after a proxy restart (the old table is
 //! reused in place, so no established connection loses its NAT state and the affinity map keeps
 //! its entries) and as the periodic resync. An incremental sync sends only the elements and
-//! chains that differ from the last applied value.
+//! chains that differ from the last applied value; [`Applier::apply_delta`] does the same from
+//! the old and new fragment of a few Services, without comparing the whole table.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
