@@ -346,6 +346,21 @@ fn every_form() -> (Vec<Service>, Vec<EndpointSlice>) {
         serde_json::from_value(json!({"name": "sig", "port": 9000, "protocol": "SCTP"})).unwrap(),
     ]);
     slices.push(dice);
+    // External Local policy without a local endpoint (a `drop` verdict), and a NodePort
+    // without endpoints (a `no-endpoint-nodeports` element).
+    services.push(service("remote", "10.96.0.27", |s| {
+        s["spec"]["type"] = json!("NodePort");
+        s["spec"]["externalTrafficPolicy"] = json!("Local");
+        s["spec"]["ports"][0]["nodePort"] = json!(30081);
+        s["spec"]["externalIPs"] = json!(["192.0.2.8"]);
+    }));
+    let mut remote = slice("remote", &["10.244.5.10"]);
+    remote.endpoints[0].node_name = Some("node2".into());
+    slices.push(remote);
+    services.push(service("np-empty", "10.96.0.28", |s| {
+        s["spec"]["type"] = json!("NodePort");
+        s["spec"]["ports"][0]["nodePort"] = json!(30082);
+    }));
     (services, slices)
 }
 
@@ -363,6 +378,12 @@ fn netlink_full_load_lists_like_nft() {
     for config in [config(), odd_prefix_config()] {
         let rules = desired(&services, &slices, &node(), &config);
         let mut applier = Applier::new(netns.nft());
+        for expected in [": drop", "tcp . 30082 : goto reject-chain", "udp . 80", "sctp . 9000"] {
+            assert!(
+                rules.render().contains(expected),
+                "the model no longer emits {expected}"
+            );
+        }
         let report = applier.sync(&rules).unwrap();
         assert!(report.full && report.netlink, "{report:?}");
         assert_eq!(listing(&netns.nft()), listing_via_nft(&rules));
