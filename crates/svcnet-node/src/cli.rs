@@ -17,9 +17,10 @@ pub struct ExecArgs {
     /// The pod's namespace.
     #[arg(short = 'n', long, default_value = "default")]
     pub namespace: String,
-    /// URL of the API server.
-    #[arg(long, env = "SVCNET_SERVER", default_value = "http://127.0.0.1:6443")]
-    pub server: String,
+    /// URL of the API server (default: the one the lab in --data-dir recorded, else
+    /// http://127.0.0.1:6443).
+    #[arg(long, env = "SVCNET_SERVER")]
+    pub server: Option<String>,
     /// Run in this node's namespace instead.
     #[arg(long, conflicts_with_all = ["pod", "client"])]
     pub node: Option<String>,
@@ -46,11 +47,28 @@ pub struct LogsArgs {
     /// The container (default: the pod's first).
     #[arg(short = 'c', long)]
     pub container: Option<String>,
-    #[arg(long, env = "SVCNET_SERVER", default_value = "http://127.0.0.1:6443")]
-    pub server: String,
+    /// URL of the API server (default: the one the lab in --data-dir recorded, else
+    /// http://127.0.0.1:6443).
+    #[arg(long, env = "SVCNET_SERVER")]
+    pub server: Option<String>,
     /// The lab's data dir (node agents keep logs under nodes/<node>/pods/<uid>/).
     #[arg(long, env = "SVCNET_DATA_DIR", default_value = "/var/lib/svcnet-lab")]
     pub data_dir: PathBuf,
+}
+
+/// A field of what `svcnet up` recorded about the lab in `<data dir>/lab.json`.
+fn lab_record(data_dir: &Path, field: &str) -> Option<String> {
+    let text = std::fs::read_to_string(data_dir.join("lab.json")).ok()?;
+    let record: serde_json::Value = serde_json::from_str(&text).ok()?;
+    Some(record.get(field)?.as_str()?.to_string())
+}
+
+/// The API server: as given, else the lab's, else upstream's usual local address.
+fn server_url(given: Option<&String>, data_dir: &Path) -> String {
+    given
+        .cloned()
+        .or_else(|| lab_record(data_dir, "server"))
+        .unwrap_or_else(|| "http://127.0.0.1:6443".to_string())
 }
 
 async fn get_pod(server: &str, namespace: &str, name: &str) -> anyhow::Result<Pod> {
@@ -79,7 +97,7 @@ pub async fn exec(args: ExecArgs) -> anyhow::Result<()> {
         format!("{}-client", prefix(&args))
     } else {
         let name = args.pod.as_deref().context("a pod name")?;
-        let pod = get_pod(&args.server, &args.namespace, name).await?;
+        let pod = get_pod(&server_url(args.server.as_ref(), &args.data_dir), &args.namespace, name).await?;
         find_pod_netns(pod.metadata.uid.as_deref().context("pod without UID")?)?
     };
     if !crate::netns::exists(&netns) {
@@ -92,8 +110,13 @@ pub async fn exec(args: ExecArgs) -> anyhow::Result<()> {
     Err(err).context("running ip netns exec")
 }
 
+/// The lab's prefix: as given, else the one the lab recorded (it may have been named with
+/// --name), else the one its data dir implies.
 fn prefix(args: &ExecArgs) -> String {
-    args.prefix.clone().unwrap_or_else(|| crate::lab_prefix(&args.data_dir))
+    args.prefix
+        .clone()
+        .or_else(|| lab_record(&args.data_dir, "prefix"))
+        .unwrap_or_else(|| crate::lab_prefix(&args.data_dir))
 }
 
 /// Where a container's log may be: the lab layout first, then an agent data dir itself.
@@ -107,7 +130,12 @@ pub fn log_candidates(data_dir: &Path, node: &str, uid: &str, container: &str) -
 
 /// Prints the container's output.
 pub async fn logs(args: LogsArgs) -> anyhow::Result<()> {
-    let pod = get_pod(&args.server, &args.namespace, &args.pod).await?;
+    let pod = get_pod(
+        &server_url(args.server.as_ref(), &args.data_dir),
+        &args.namespace,
+        &args.pod,
+    )
+    .await?;
     let spec = pod.spec.as_ref().context("pod without spec")?;
     let container = match &args.container {
         Some(c) => c.clone(),

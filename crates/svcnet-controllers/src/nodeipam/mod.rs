@@ -54,7 +54,7 @@ pub async fn run(client: kube::Client, config: ControllerConfig) -> anyhow::Resu
             Ok(()) => backoff.reset(),
             Err(err) => {
                 let delay = backoff.fail();
-                tracing::warn!(error = %err, ?delay, "node IPAM pass failed; retrying");
+                crate::runtime::log_retry("node IPAM", &err, delay);
                 tokio::time::sleep(delay).await;
                 continue;
             }

@@ -75,7 +75,7 @@ pub async fn run(client: kube::Client, config: ControllerConfig) -> anyhow::Resu
             }
             Err(err) => {
                 let delay = backoff.fail();
-                tracing::warn!(error = %err, ?delay, "node lifecycle pass failed; retrying");
+                crate::runtime::log_retry("node lifecycle", &err, delay);
                 tokio::time::sleep(delay).await;
                 continue;
             }

@@ -48,3 +48,18 @@ pub fn api_code(err: &kube::Error) -> Option<u16> {
         _ => None,
     }
 }
+
+/// Logs a failed controller pass before its retry. A 409 Conflict only means another writer
+/// got there first (optimistic concurrency, e.g. the node agent renewing its status): the retry
+/// with fresh state resolves it, so it is not worth a warning on the user's terminal.
+pub fn log_retry(what: &str, err: &anyhow::Error, delay: std::time::Duration) {
+    let conflict = err
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<kube::Error>())
+        .any(|cause| api_code(cause) == Some(409));
+    if conflict {
+        tracing::debug!(error = %err, ?delay, "{what} pass hit a write conflict; retrying");
+    } else {
+        tracing::warn!(error = %err, ?delay, "{what} pass failed; retrying");
+    }
+}

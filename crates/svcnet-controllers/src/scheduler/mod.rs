@@ -54,7 +54,7 @@ pub async fn run(client: kube::Client, config: ControllerConfig) -> anyhow::Resu
             Ok(()) => backoff.reset(),
             Err(err) => {
                 let delay = backoff.fail();
-                tracing::warn!(error = %err, ?delay, "scheduling pass failed; retrying");
+                crate::runtime::log_retry("scheduling", &err, delay);
                 tokio::time::sleep(delay).await;
                 continue;
             }
