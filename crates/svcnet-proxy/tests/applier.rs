@@ -322,6 +322,71 @@ fn normalized(listing: &str) -> String {
     blocks.join("\n\n")
 }
 
+/// The kernel's objects as nft dumps them with `--debug=netlink`: every rule's expressions
+/// (registers, byteorder, lengths) and every element's bytes; rule handles left out and each
+/// set's elements sorted (the dump walks hash buckets). Stricter than the listing, which hides
+/// implicit dependencies.
+fn bytecode(netns: &str) -> String {
+    let output = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            netns,
+            "nft",
+            "--debug=netlink",
+            "list",
+            "table",
+            "ip",
+            "svcnet",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut out: Vec<String> = Vec::new();
+    let mut elements: Vec<&str> = Vec::new();
+    for line in text.lines() {
+        if line.starts_with("\telement") {
+            elements.push(line);
+            continue;
+        }
+        elements.sort();
+        out.extend(elements.drain(..).map(str::to_string));
+        out.push(match line.strip_prefix("ip svcnet ") {
+            Some(rest) if !rest.starts_with('@') => rest.split(' ').next().unwrap_or_default().to_string(),
+            _ => line.to_string(),
+        });
+    }
+    out.join("\n")
+}
+
+/// Equal texts, or a panic that shows only the lines that differ.
+fn assert_same(what: &str, netlink: &str, nft: &str) {
+    if netlink == nft {
+        return;
+    }
+    let only = |a: &str, b: &str| -> Vec<String> {
+        let other: std::collections::HashSet<&str> = b.lines().collect();
+        a.lines()
+            .filter(|l| !other.contains(l))
+            .take(20)
+            .map(str::to_string)
+            .collect()
+    };
+    panic!(
+        "{what} differs\nonly via netlink:\n{}\nonly via nft -f:\n{}",
+        only(netlink, nft).join("\n"),
+        only(nft, netlink).join("\n")
+    );
+}
+
+/// [`bytecode`] of `rules` loaded through `nft -f` in a fresh namespace.
+fn bytecode_via_nft(rules: &svcnet_proxy::Ruleset) -> String {
+    let netns = TestNetns::new().expect("root checked by the caller");
+    netns.nft().run_script(&rules.render()).unwrap();
+    bytecode(&netns.name)
+}
+
 fn listing(nft: &Nft) -> String {
     nft.list_table().unwrap().expect("table loaded")
 }
@@ -387,6 +452,7 @@ fn netlink_full_load_lists_like_nft() {
         let report = applier.sync(&rules).unwrap();
         assert!(report.full && report.netlink, "{report:?}");
         assert_eq!(listing(&netns.nft()), listing_via_nft(&rules));
+        assert_same("bytecode", &bytecode(&netns.name), &bytecode_via_nft(&rules));
     }
     // A restart onto the live table reuses it in place and lists the same.
     let rules = desired(&services, &slices, &node(), &config());
@@ -418,6 +484,7 @@ fn netlink_encodes_every_selector_form() {
     let mut applier = Applier::new(netns.nft());
     assert!(applier.sync(&rules).unwrap().netlink);
     assert_eq!(listing(&netns.nft()), listing_via_nft(&rules));
+    assert_same("bytecode", &bytecode(&netns.name), &bytecode_via_nft(&rules));
 }
 
 /// `desired` for `services` without what every table has (hook chains, node addresses): the
