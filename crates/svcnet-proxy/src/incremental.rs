@@ -103,8 +103,8 @@ impl IncrementalModel {
         }
     }
 
-    /// A model of every Service, built in name order (so port ids come out as `desired` assigns
-    /// them).
+    /// A model of every Service; port ids are assigned in port name order first, as `desired`
+    /// assigns them.
     pub fn build(
         node: NodeInfo,
         config: ModelConfig,
@@ -118,11 +118,9 @@ impl IncrementalModel {
                 by_service.entry(key).or_default().push(slice);
             }
         }
-        let mut sorted: Vec<&Service> = services.to_vec();
-        sorted.sort_by(|a, b| service_key(a).cmp(&service_key(b)));
         let none = Vec::new();
         // Ids in the order `desired` gives them: every port name sorted, then assigned.
-        let mut ports: Vec<(ServiceKey, Vec<ServicePort>)> = sorted
+        let mut ports: Vec<(ServiceKey, Vec<ServicePort>)> = services
             .iter()
             .map(|service| {
                 let key = service_key(service);

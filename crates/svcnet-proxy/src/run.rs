@@ -2,7 +2,7 @@
 //! arrive close together, compute the desired table and apply it; then the side effects that
 //! follow a sync (metrics, health, healthCheckNodePort servers, UDP conntrack cleanup).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -10,18 +10,18 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client};
 use tokio::sync::Notify;
 
-use crate::apply::{Applier, Nft};
+use crate::apply::{self, Applier, Nft, SyncReport};
 use crate::config::{Cidr, ModelConfig, NodeInfo};
 use crate::conntrack::{self, UdpFrontends};
-use crate::desired::ruleset_for;
 use crate::health::{self, HealthCheckServers, ProxyHealth};
+use crate::incremental::{service_key, Delta, IncrementalModel, ServiceKey};
 use crate::metrics::{Metrics, SyncFigures};
-use crate::services::service_ports;
+use crate::services::{slice_service, ServicePort};
 
 /// The annotation EndpointSlices carry with the time of the change that caused them.
 pub const LAST_CHANGE_TRIGGER_TIME: &str = "endpoints.kubernetes.io/last-change-trigger-time";
@@ -67,22 +67,27 @@ pub async fn run(client: Client, node_name: String, node_ip: Ipv4Addr, config: P
     let health_timeout = (config.full_sync_interval * 2).min(Duration::from_secs(60));
     let health = Arc::new(ProxyHealth::new(health_timeout));
 
+    let dirty = Arc::new(Mutex::new(Dirty::everything()));
+    let wake = Wake {
+        changed: changed.clone(),
+        dirty: dirty.clone(),
+        health: health.clone(),
+        metrics: metrics.clone(),
+    };
     let services = watch(
         Api::<Service>::all(client.clone()),
         watcher::Config::default(),
-        &changed,
-        &health,
-        &metrics,
+        &wake,
+        |s| Scope::Service(service_key(s)),
     );
     let slices = watch(
         Api::<EndpointSlice>::all(client.clone()),
         watcher::Config::default(),
-        &changed,
-        &health,
-        &metrics,
+        &wake,
+        |s| slice_service(s).map_or(Scope::Nothing, Scope::Service),
     );
     let node_config = watcher::Config::default().fields(&format!("metadata.name={node_name}"));
-    let node = watch(Api::<Node>::all(client), node_config, &changed, &health, &metrics);
+    let node = watch(Api::<Node>::all(client), node_config, &wake, |_| Scope::Everything);
 
     for bind in [config.healthz_bind, config.metrics_bind].into_iter().flatten() {
         let router = health::router(health.clone(), metrics.clone());
@@ -103,6 +108,8 @@ pub async fn run(client: Client, node_name: String, node_ip: Ipv4Addr, config: P
     tracing::info!(node = %node_name, %node_ip, "proxy caches synced");
     let mut state = SyncLoop {
         applier: Arc::new(Mutex::new(Applier::new(config.nft.clone()))),
+        model: Arc::new(Mutex::new(None)),
+        dirty,
         health_checks: HealthCheckServers::new(Ipv4Addr::UNSPECIFIED, health.clone()),
         udp: UdpFrontends::new(),
         trigger_times: BTreeMap::new(),
@@ -120,44 +127,98 @@ pub async fn run(client: Client, node_name: String, node_ip: Ipv4Addr, config: P
             _ = changed.notified() => {}
             _ = full_due => {
                 state.applier.lock().unwrap_or_else(|e| e.into_inner()).need_full_sync();
+                lock(&state.dirty).all = true;
                 next_full = Instant::now() + state.config.full_sync_interval;
             }
         }
         // Coalesce: changes that arrive within the interval go out in the same transaction.
         tokio::time::sleep(state.config.min_sync_interval).await;
         if !state.sync(&services, &slices, &node).await {
-            // Retry soon; the applier does a full sync next.
+            // Retry soon, from scratch: the model is rebuilt and the applier syncs in full.
+            lock(&state.dirty).all = true;
             tokio::time::sleep(Duration::from_secs(1)).await;
             changed.notify_one();
         }
     }
 }
 
-/// Starts a reflector for `api`; every event wakes the sync loop.
-fn watch<K>(
-    api: Api<K>,
-    config: watcher::Config,
-    changed: &Arc<Notify>,
-    health: &Arc<ProxyHealth>,
-    metrics: &Arc<Metrics>,
-) -> Store<K>
+/// What a watch event invalidates.
+enum Scope {
+    /// One Service's share of the table.
+    Service(ServiceKey),
+    /// All of it (the Node changed, or a watch relisted and deletions may have been missed).
+    Everything,
+    /// Nothing the proxy programs.
+    Nothing,
+}
+
+/// What changed since the last sync.
+#[derive(Debug, Default)]
+struct Dirty {
+    all: bool,
+    services: HashSet<ServiceKey>,
+}
+
+impl Dirty {
+    fn everything() -> Dirty {
+        Dirty {
+            all: true,
+            services: HashSet::new(),
+        }
+    }
+
+    fn mark(&mut self, scope: Scope) {
+        match scope {
+            Scope::Service(key) if !self.all => {
+                self.services.insert(key);
+            }
+            Scope::Service(_) | Scope::Nothing => {}
+            Scope::Everything => {
+                self.all = true;
+                self.services.clear();
+            }
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What every watch event touches: the dirty set, the sync loop's wake-up and the health and
+/// metrics queues.
+#[derive(Clone)]
+struct Wake {
+    changed: Arc<Notify>,
+    dirty: Arc<Mutex<Dirty>>,
+    health: Arc<ProxyHealth>,
+    metrics: Arc<Metrics>,
+}
+
+/// Starts a reflector for `api`; every event marks what it invalidates and wakes the sync loop.
+fn watch<K>(api: Api<K>, config: watcher::Config, wake: &Wake, scope: fn(&K) -> Scope) -> Store<K>
 where
     K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
     let (reader, writer) = reflector::store();
-    let changed = changed.clone();
-    let health = health.clone();
-    let metrics = metrics.clone();
+    let wake = wake.clone();
     let kind = std::any::type_name::<K>().rsplit("::").next().unwrap_or("object");
     let stream = reflector::reflector(writer, watcher(api, config).default_backoff());
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {
             match event {
-                Ok(_) => {
-                    health.queued();
-                    metrics.queued();
-                    changed.notify_one();
+                Ok(event) => {
+                    let scope = match &event {
+                        watcher::Event::Apply(object) | watcher::Event::Delete(object) => scope(object),
+                        watcher::Event::InitApply(_) | watcher::Event::Init | watcher::Event::InitDone => {
+                            Scope::Everything
+                        }
+                    };
+                    lock(&wake.dirty).mark(scope);
+                    wake.health.queued();
+                    wake.metrics.queued();
+                    wake.changed.notify_one();
                 }
                 Err(error) => tracing::warn!(kind, %error, "watch failed; retrying with backoff"),
             }
@@ -168,6 +229,9 @@ where
 
 struct SyncLoop {
     applier: Arc<Mutex<Applier>>,
+    /// The model as last applied (None: rebuild it on the next sync).
+    model: Arc<Mutex<Option<IncrementalModel>>>,
+    dirty: Arc<Mutex<Dirty>>,
     health_checks: HealthCheckServers,
     udp: UdpFrontends,
     /// Last trigger time seen per slice (namespace/name), for network programming latency.
@@ -184,7 +248,7 @@ impl SyncLoop {
     /// One sync; false when nft failed.
     async fn sync(&mut self, services: &Store<Service>, slices: &Store<EndpointSlice>, node: &Store<Node>) -> bool {
         let start = Instant::now();
-        let services = services.state();
+        let services = services.clone();
         let slices = slices.state();
         let this_node = node.state().into_iter().next();
         self.health.set_node_deleting(
@@ -202,20 +266,37 @@ impl SyncLoop {
             name: self.node_name.clone(),
             ips: vec![self.node_ip],
         };
-        // The model and nft both take long at 10,000 Services: off the runtime's threads, so
-        // the health servers keep answering meanwhile.
-        let applier = self.applier.clone();
-        let slices_for_model = slices.clone();
+        let model_config = model;
+        let dirty = std::mem::take(&mut *lock(&self.dirty));
+        let slices = Arc::new(slices);
+        // A rebuild takes long at 10,000 Services: off the runtime's threads, so the health
+        // servers keep answering meanwhile.
+        let (applier, model) = (self.applier.clone(), self.model.clone());
+        let (services_for_model, slices_for_model) = (services.clone(), slices.clone());
         let result = tokio::task::spawn_blocking(move || {
-            let ports = service_ports(&services, &slices_for_model, &node_info, &model);
-            let ruleset = ruleset_for(&ports, &node_info, &model);
-            let report = applier.lock().unwrap_or_else(|e| e.into_inner()).sync(&ruleset);
-            report.map(|report| (report, ports, ruleset))
+            let mut model = lock(&model);
+            let outcome = sync_model(
+                &mut model,
+                &mut lock(&applier),
+                dirty,
+                &services_for_model,
+                &slices_for_model,
+                node_info,
+                model_config,
+            );
+            if outcome.is_err() {
+                *model = None;
+            }
+            let model = model.as_ref().expect("a successful sync leaves a model");
+            outcome.map(|(report, changed)| {
+                let ports: Vec<ServicePort> = model.ports().cloned().collect();
+                (report, changed, ports, model.counts())
+            })
         })
         .await
         .map_err(|e| anyhow::anyhow!("sync task: {e}"))
         .and_then(|r| r.map_err(anyhow::Error::from));
-        let (report, ports, ruleset) = match result {
+        let (report, changed_services, ports, counts) = match result {
             Ok(done) => done,
             Err(error) => {
                 tracing::error!(%error, "syncing the nftables table failed; next sync is a full one");
@@ -227,9 +308,9 @@ impl SyncLoop {
         self.metrics.synced(SyncFigures {
             full: report.full,
             duration: start.elapsed(),
-            rules: ruleset.rule_count(),
-            elements: ruleset.element_count(),
-            chains: ruleset.chains.len(),
+            rules: counts.rules,
+            elements: counts.elements,
+            chains: counts.chains,
             service_ports: ports.len(),
         });
         if report.changed {
@@ -240,7 +321,7 @@ impl SyncLoop {
                 "synced"
             );
         }
-        self.observe_programming_latency(&slices);
+        self.observe_programming_latency(&slices, changed_services.as_ref());
         self.health_checks.sync(health::service_health(&ports)).await;
         let udp = conntrack::udp_frontends(&ports, &[self.node_ip]);
         // After a restart the previous endpoints are unknown: treating every frontend as new
@@ -262,10 +343,13 @@ impl SyncLoop {
 
     /// Records, for slices whose trigger time changed since the last sync, how long ago that
     /// change was triggered (skipped on the first sync: those changes predate the proxy).
-    fn observe_programming_latency(&mut self, slices: &[Arc<EndpointSlice>]) {
+    fn observe_programming_latency(&mut self, slices: &[Arc<EndpointSlice>], changed: Option<&HashSet<ServiceKey>>) {
         let now = jiff::Timestamp::now();
         let mut seen = BTreeMap::new();
-        for slice in slices {
+        let relevant = slices
+            .iter()
+            .filter(|slice| changed.is_none_or(|changed| changed.iter().any(|key| slice_belongs_to(slice, key))));
+        for slice in relevant {
             let Some(trigger) = slice
                 .metadata
                 .annotations
@@ -289,6 +373,59 @@ impl SyncLoop {
             }
             seen.insert(key, trigger.clone());
         }
-        self.trigger_times = seen;
+        match changed {
+            None => self.trigger_times = seen,
+            Some(_) => self.trigger_times.extend(seen),
+        }
     }
+}
+
+/// The changed Services (None: all of them) and how the applier went.
+type SyncOutcome = (SyncReport, Option<HashSet<ServiceKey>>);
+
+/// Brings the model and the kernel up to date: a rebuild and a full (or whole-table diff) sync
+/// when everything is dirty, the model is missing or the node's inputs changed; otherwise only
+/// the dirty Services are recomputed and their fragments applied as a delta.
+fn sync_model(
+    model: &mut Option<IncrementalModel>,
+    applier: &mut Applier,
+    dirty: Dirty,
+    services: &Store<Service>,
+    slices: &[Arc<EndpointSlice>],
+    node: NodeInfo,
+    config: ModelConfig,
+) -> Result<SyncOutcome, apply::Error> {
+    let current = model.as_mut().filter(|m| !dirty.all && m.inputs() == (&node, &config));
+    let Some(current) = current else {
+        let all_services = services.state();
+        let service_refs: Vec<&Service> = all_services.iter().map(|s| s.as_ref()).collect();
+        let slice_refs: Vec<&EndpointSlice> = slices.iter().map(|s| s.as_ref()).collect();
+        let rebuilt = IncrementalModel::build(node, config, &service_refs, &slice_refs);
+        *model = None;
+        let report = applier.sync(&rebuilt.ruleset())?;
+        *model = Some(rebuilt);
+        return Ok((report, None));
+    };
+    let mut delta = Delta::default();
+    for key in &dirty.services {
+        let service = services.get(&ObjectRef::new(&key.1).within(&key.0));
+        let own: Vec<&EndpointSlice> = slices
+            .iter()
+            .map(|s| s.as_ref())
+            .filter(|s| slice_belongs_to(s, key))
+            .collect();
+        current.update(key.clone(), service.as_deref(), &own, &mut delta);
+    }
+    let report = applier.apply_delta(&delta.before, &delta.after)?;
+    Ok((report, Some(dirty.services)))
+}
+
+fn slice_belongs_to(slice: &EndpointSlice, (namespace, name): &ServiceKey) -> bool {
+    slice.metadata.namespace.as_deref().unwrap_or_default() == namespace
+        && slice
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(crate::services::SERVICE_NAME_LABEL))
+            .is_some_and(|service| service == name)
 }

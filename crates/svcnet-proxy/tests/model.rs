@@ -460,7 +460,6 @@ mod incremental {
             .contains_key("10.96.0.20 . tcp . 80"));
         services.push(api);
         assert!(step(&services, &slices, "api").0);
-        drop(step);
         assert_eq!(model.service_count(), 2);
         assert_eq!(model.ports().count(), 2);
     }
