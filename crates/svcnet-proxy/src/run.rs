@@ -19,9 +19,9 @@ use crate::apply::{self, Applier, Nft, SyncReport};
 use crate::config::{Cidr, ModelConfig, NodeInfo};
 use crate::conntrack::{self, UdpFrontends};
 use crate::health::{self, HealthCheckServers, ProxyHealth};
-use crate::incremental::{service_key, Delta, IncrementalModel, ServiceKey};
+use crate::incremental::{service_key, Delta, IncrementalModel, ServiceKey, TableCounts};
 use crate::metrics::{Metrics, SyncFigures};
-use crate::services::{slice_service, ServicePort};
+use crate::services::slice_service;
 
 /// The annotation EndpointSlices carry with the time of the change that caused them.
 pub const LAST_CHANGE_TRIGGER_TIME: &str = "endpoints.kubernetes.io/last-change-trigger-time";
@@ -272,6 +272,7 @@ impl SyncLoop {
         // A rebuild takes long at 10,000 Services: off the runtime's threads, so the health
         // servers keep answering meanwhile.
         let (applier, model) = (self.applier.clone(), self.model.clone());
+        let node_ip = self.node_ip;
         let (services_for_model, slices_for_model) = (services.clone(), slices.clone());
         let result = tokio::task::spawn_blocking(move || {
             let mut model = lock(&model);
@@ -289,14 +290,20 @@ impl SyncLoop {
             }
             let model = model.as_ref().expect("a successful sync leaves a model");
             outcome.map(|(report, changed)| {
-                let ports: Vec<ServicePort> = model.ports().cloned().collect();
-                (report, changed, ports, model.counts())
+                // What the side effects need, read from the model without copying its ports.
+                let derived = Derived {
+                    port_count: model.ports().count(),
+                    health: health::service_health(model.ports()),
+                    udp: conntrack::udp_frontends(model.ports(), &[node_ip]),
+                    counts: model.counts(),
+                };
+                (report, changed, derived)
             })
         })
         .await
         .map_err(|e| anyhow::anyhow!("sync task: {e}"))
         .and_then(|r| r.map_err(anyhow::Error::from));
-        let (report, changed_services, ports, counts) = match result {
+        let (report, changed_services, derived) = match result {
             Ok(done) => done,
             Err(error) => {
                 tracing::error!(%error, "syncing the nftables table failed; next sync is a full one");
@@ -308,22 +315,22 @@ impl SyncLoop {
         self.metrics.synced(SyncFigures {
             full: report.full,
             duration: start.elapsed(),
-            rules: counts.rules,
-            elements: counts.elements,
-            chains: counts.chains,
-            service_ports: ports.len(),
+            rules: derived.counts.rules,
+            elements: derived.counts.elements,
+            chains: derived.counts.chains,
+            service_ports: derived.port_count,
         });
         if report.changed {
             tracing::debug!(
                 full = report.full,
                 nft_ms = report.duration.as_millis(),
-                ports = ports.len(),
+                ports = derived.port_count,
                 "synced"
             );
         }
         self.observe_programming_latency(&slices, changed_services.as_ref());
-        self.health_checks.sync(health::service_health(&ports)).await;
-        let udp = conntrack::udp_frontends(&ports, &[self.node_ip]);
+        self.health_checks.sync(derived.health).await;
+        let udp = derived.udp;
         // After a restart the previous endpoints are unknown: treating every frontend as new
         // would cut the UDP flows that a restart must leave alone, so the first sync only
         // records them.
@@ -378,6 +385,14 @@ impl SyncLoop {
             Some(_) => self.trigger_times.extend(seen),
         }
     }
+}
+
+/// What a sync leaves for the steps that follow it (metrics, health-check servers, conntrack).
+struct Derived {
+    port_count: usize,
+    health: BTreeMap<u16, health::ServiceHealth>,
+    udp: UdpFrontends,
+    counts: TableCounts,
 }
 
 /// The changed Services (None: all of them) and how the applier went.
