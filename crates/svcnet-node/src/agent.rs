@@ -71,10 +71,10 @@ pub struct AgentArgs {
     #[arg(long, env = "SVCNET_NO_PROXY", overrides_with = "proxy")]
     pub no_proxy: bool,
     /// Blank pod sandboxes kept ready at least (0: none until pods arrive).
-    #[arg(long, env = "SVCNET_SANDBOX_POOL_MIN", default_value_t = 16)]
+    #[arg(long, env = "SVCNET_SANDBOX_POOL_MIN", default_value_t = 32)]
     pub sandbox_pool_min: usize,
     /// Blank pod sandboxes kept ready at most, after a burst of pod starts as large.
-    #[arg(long, env = "SVCNET_SANDBOX_POOL_MAX", default_value_t = 64)]
+    #[arg(long, env = "SVCNET_SANDBOX_POOL_MAX", default_value_t = 128)]
     pub sandbox_pool_max: usize,
     /// The node proxy's settings.
     #[command(flatten)]
@@ -106,6 +106,10 @@ pub fn node_info(node: &Node) -> NodeInfo {
         public_ip: annotations.get(node::PUBLIC_IP).and_then(|ip| ip.parse().ok()),
     }
 }
+
+/// Threads making sandboxes: one per core of a small node; more only queue on the kernel's
+/// network locks.
+const SANDBOX_THREADS: usize = 2;
 
 /// Runs the agent until the process ends.
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
@@ -170,7 +174,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
 
     let exe = std::env::current_exe().context("finding the svcnet binary")?;
     let ipam = Ipam::load(pod_cidr, &args.data_dir.join("ipam.json"))?;
-    let sandboxer = Sandboxer::start(&mounts)?;
+    let sandboxer = Sandboxer::start(&mounts, SANDBOX_THREADS)?;
     let pool_size = PoolSize {
         min: args.sandbox_pool_min,
         max: args.sandbox_pool_max,

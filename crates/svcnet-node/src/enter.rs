@@ -2,7 +2,8 @@
 //! or exec probe: between fork and exec the child joins the pod's network namespace, takes a
 //! private mount namespace (a slave of the parent's, so nothing propagates back), mounts a
 //! /sys that shows the pod's devices and bind-mounts the pod's `/etc/netns/<pod netns>/*`
-//! files over /etc (resolv.conf, hosts).
+//! files over /etc (resolv.conf, hosts). Unlike `ip netns exec`, it also leaves out
+//! /run/netns (the node's namespace mounts).
 //!
 //! Everything the child needs (the namespace file, the paths) is prepared before the fork:
 //! the agent is multi-threaded, so the child may only make system calls.
@@ -56,8 +57,13 @@ impl PodEntry {
         unshare(CloneFlags::CLONE_NEWNS)?;
         let none: Option<&CStr> = None;
         mount(none, c"/", none, MsFlags::MS_SLAVE | MsFlags::MS_REC, none)?;
-        let read_only = nix::sys::statvfs::statvfs(c"/sys")
-            .is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY));
+        // The pod has no use for the node's namespace mounts, and every namespace mount made
+        // later would otherwise propagate into this mount namespace too: with hundreds of pods
+        // that made each new sandbox cost as much again as there were containers running.
+        let _ = umount2(c"/run/netns", MntFlags::MNT_DETACH);
+        // statfs(2), not glibc's statvfs, which reads the whole mount table for the flags.
+        let read_only =
+            nix::sys::statfs::statfs(c"/sys").is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY));
         // No sysfs there is fine: a new one is mounted either way.
         let _ = umount2(c"/sys", MntFlags::MNT_DETACH);
         let flags = if read_only {

@@ -3,13 +3,13 @@
 //! starts used to run two `ip` processes per pod, which on a small machine cost more than the
 //! kernel work itself.
 //!
-//! All of it happens on one dedicated thread with a current-thread runtime, because namespace
-//! membership is per thread: the thread gives itself its own filesystem context
+//! All of it happens on dedicated threads with a current-thread runtime each, because
+//! namespace membership is per thread: the thread gives itself its own filesystem context
 //! (`unshare(CLONE_FS)`) so it may join the host's mount namespace (where `/run/netns` mounts
 //! must be made, see [`HostMounts`]), and it steps into each new network namespace only for as
 //! long as it takes to bind-mount it and open a netlink socket there. Netlink requests are
-//! handled synchronously by the kernel, so one thread loses nothing to parallelism that the
-//! kernel's own locks (rtnl) would not take away anyway.
+//! handled synchronously by the kernel in the sending thread, so a few threads (not tasks) are
+//! what lets sandboxes of a burst progress side by side.
 //!
 //! A sandbox is made in two steps, so that the first can be done ahead of time (see
 //! [`crate::pool`]): a *blank* one (the namespace with `eth0`, its veth peer in the node, both
@@ -20,6 +20,8 @@ use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use futures::TryStreamExt;
@@ -53,22 +55,45 @@ enum Job {
     Remove(Blank, oneshot::Sender<anyhow::Result<()>>),
 }
 
-/// The handle of the sandbox thread. Pods' jobs go before background ones (the pool's).
+/// The handle of the sandbox threads; jobs go to them in turn.
 #[derive(Debug, Clone)]
 pub struct Sandboxer {
+    lanes: Arc<[Lane]>,
+    next: Arc<AtomicUsize>,
+}
+
+/// One thread's queues: pods' jobs go before background ones (the pool's).
+#[derive(Debug)]
+struct Lane {
     jobs: mpsc::UnboundedSender<Job>,
     background: mpsc::UnboundedSender<Job>,
 }
 
 impl Sandboxer {
-    /// Starts the thread; it runs as long as a handle is alive.
-    pub fn start(mounts: &HostMounts) -> anyhow::Result<Sandboxer> {
+    /// Starts `threads` sandbox threads; they run as long as a handle is alive.
+    pub fn start(mounts: &HostMounts, threads: usize) -> anyhow::Result<Sandboxer> {
+        let lanes = (0..threads.max(1))
+            .map(|i| Lane::start(mounts, i))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Sandboxer {
+            lanes: lanes.into(),
+            next: Arc::default(),
+        })
+    }
+
+    fn lane(&self) -> &Lane {
+        &self.lanes[self.next.fetch_add(1, Ordering::Relaxed) % self.lanes.len()]
+    }
+}
+
+impl Lane {
+    fn start(mounts: &HostMounts, i: usize) -> anyhow::Result<Lane> {
         let host = mounts.file().map(File::try_clone).transpose()?;
         let (jobs, rx) = mpsc::unbounded_channel();
         let (background, background_rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         std::thread::Builder::new()
-            .name("sandboxes".into())
+            .name(format!("sandboxes-{i}"))
             .spawn(move || match Thread::new(host) {
                 Ok((thread, runtime)) => {
                     let _ = ready_tx.send(Ok(()));
@@ -80,11 +105,13 @@ impl Sandboxer {
             })
             .context("starting the sandbox thread")?;
         ready_rx.recv().context("the sandbox thread ended")??;
-        Ok(Sandboxer { jobs, background })
+        Ok(Lane { jobs, background })
     }
+}
 
+impl Sandboxer {
     async fn ask(&self, job: impl FnOnce(oneshot::Sender<anyhow::Result<()>>) -> Job) -> anyhow::Result<()> {
-        Self::ask_on(&self.jobs, job).await
+        Self::ask_on(&self.lane().jobs, job).await
     }
 
     async fn ask_on(
@@ -104,7 +131,7 @@ impl Sandboxer {
 
     /// A blank sandbox, made after every pod's job waiting.
     pub async fn blank_in_background(&self, blank: Blank, cni: Cni) -> anyhow::Result<()> {
-        Self::ask_on(&self.background, |tx| Job::Blank(blank, cni, tx)).await
+        Self::ask_on(&self.lane().background, |tx| Job::Blank(blank, cni, tx)).await
     }
 
     /// Turns a blank sandbox into the pod's: renames it to the pod's names, writes the pod's

@@ -1,5 +1,5 @@
-//! `svcnet shim`: the small parent of one container process (containerd-shim's job). Started
-//! detached (`setsid`) so it outlives agent restarts, it runs the container inside the pod's
+//! `svcnet shim`: the small parent of one container process (containerd-shim's job). It
+//! detaches itself (`setsid`) so it outlives agent restarts, it runs the container inside the pod's
 //! namespaces (see [`crate::enter`]: what `ip netns exec` does, without that process), sends
 //! its output to the log file, forwards SIGTERM and records the pid and the exit code in files
 //! the agent reads:
@@ -95,6 +95,10 @@ extern "C" fn forward(signo: i32) {
 
 /// The shim's whole life; returns the exit code to leave with.
 pub fn run(args: ShimArgs) -> anyhow::Result<i32> {
+    // Out of the agent's session and process group, so it outlives the agent. Done here rather
+    // than between fork and exec in the agent: a spawn with nothing to run in the child is a
+    // vfork-like posix_spawn, not a copy of the agent's page tables per container.
+    let _ = nix::unistd::setsid();
     let files = Files::new(&args.dir, &args.container);
     write_atomic(&files.shim(), &std::process::id().to_string())?;
     let log = OpenOptions::new()

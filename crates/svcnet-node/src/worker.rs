@@ -322,11 +322,6 @@ impl PodRun {
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
-        // SAFETY: setsid is async-signal-safe; it detaches the shim from the agent's session so
-        // it outlives the agent.
-        unsafe {
-            command.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(std::io::Error::from));
-        }
         let mut child = command.spawn().context("starting the shim")?;
         // The agent reaps the shims it started; adopted ones belong to init.
         tokio::spawn(async move {
