@@ -51,9 +51,13 @@ pub struct BenchProgrammingArgs {
     /// Host port of the benchmark lab's API server (0: a free one).
     #[arg(long, default_value_t = 0)]
     pub port: u16,
-    /// Log filter of the lab's processes (SVCNET_LOG syntax).
+    /// Log filter of the lab's processes (SVCNET_LOG syntax), e.g. `error,svcnet_proxy=debug`
+    /// to see each sync in `nodes/<node>/agent.log`.
     #[arg(long, default_value = "error")]
     pub log: String,
+    /// Keep the lab's data dir (agent logs) and print where it is.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 /// Runs the benchmark and returns its report.
@@ -80,6 +84,9 @@ pub async fn bench_programming(mut args: BenchProgrammingArgs) -> anyhow::Result
     let marker = data_dir.join("prog-b-ready");
     let result = flips(&args, &format!("{name}-node1"), &marker).await;
     drop(lab);
+    if args.keep {
+        return Ok(format!("{}data dir kept: {}\n", result?, data_dir.display()));
+    }
     let _ = std::fs::remove_dir_all(&data_dir);
     result
 }

@@ -87,7 +87,9 @@ pub async fn run(client: Client, node_name: String, node_ip: Ipv4Addr, config: P
         |s| slice_service(s).map_or(Scope::Nothing, Scope::Service),
     );
     let node_config = watcher::Config::default().fields(&format!("metadata.name={node_name}"));
-    let node = watch(Api::<Node>::all(client), node_config, &wake, |_| Scope::Everything);
+    // The Node's status changes often (heartbeats, conditions); what the model takes from it
+    // (addresses, podCIDR) is compared at every sync, which rebuilds only when it changed.
+    let node = watch(Api::<Node>::all(client), node_config, &wake, |_| Scope::Nothing);
 
     for bind in [config.healthz_bind, config.metrics_bind].into_iter().flatten() {
         let router = health::router(health.clone(), metrics.clone());
@@ -146,7 +148,7 @@ pub async fn run(client: Client, node_name: String, node_ip: Ipv4Addr, config: P
 enum Scope {
     /// One Service's share of the table.
     Service(ServiceKey),
-    /// All of it (the Node changed, or a watch relisted and deletions may have been missed).
+    /// All of it (a watch relisted, and deletions may have been missed).
     Everything,
     /// Nothing the proxy programs.
     Nothing,
@@ -323,7 +325,10 @@ impl SyncLoop {
         if report.changed {
             tracing::debug!(
                 full = report.full,
-                nft_ms = report.duration.as_millis(),
+                netlink = report.netlink,
+                changed_services = changed_services.as_ref().map_or(derived.port_count, HashSet::len),
+                apply_us = report.duration.as_micros(),
+                sync_us = start.elapsed().as_micros(),
                 ports = derived.port_count,
                 "synced"
             );
