@@ -481,6 +481,30 @@ fn priority_number(text: &str) -> Option<i32> {
 mod tests {
     use super::*;
 
+    /// NFTA_SET_USERDATA as nft 1.0.6 sent it for the model's declarations (from
+    /// `nft --debug=mnl`): the bytes `nft list` reads to print elements back.
+    #[test]
+    fn user_data_as_nft_writes_it() {
+        let udata = |key: &str, data: Option<&str>| SetType::parse(&Set::new(key, data)).unwrap().user_data();
+        assert_eq!(udata("ipv4_addr", None), [0, 4, 2, 0, 0, 0]);
+        assert_eq!(
+            udata("ipv4_addr . inet_proto . inet_service", Some("verdict")),
+            [0, 4, 0, 0, 0, 0, 1, 4, 0, 0, 0, 0, 3, 8, 0, 4, 13, 0, 0, 0, 1, 0, 6, 4, 0, 0, 0, 0]
+        );
+        assert_eq!(
+            udata("mark", Some("ipv4_addr . inet_service")),
+            [0, 4, 1, 0, 0, 0, 1, 4, 0, 0, 0, 0, 4, 8, 0, 4, 13, 0, 0, 0, 1, 0, 6, 4, 0, 0, 0, 0]
+        );
+        assert_eq!(
+            udata("ipv4_addr . mark", Some("mark")),
+            [0, 4, 0, 0, 0, 0, 1, 4, 1, 0, 0, 0, 3, 8, 0, 4, 13, 0, 0, 0, 1, 0, 6, 4, 0, 0, 0, 0]
+        );
+        assert_eq!(
+            udata("ipv4_addr . ipv4_addr", None),
+            [0, 4, 0, 0, 0, 0, 3, 8, 0, 4, 13, 0, 0, 0, 1, 0]
+        );
+    }
+
     #[test]
     fn durations_and_values() {
         assert_eq!(duration_ms("3h"), Some(10_800_000));
