@@ -174,33 +174,55 @@ async fn pod_startup(client: &kube::Client, args: &BenchLabArgs) -> anyhow::Resu
         .await
         .context("creating pods")?;
     let create_time = started.elapsed();
-    let ready_at = tokio::time::timeout(Duration::from_secs(300), ready_at)
+    let seen = tokio::time::timeout(Duration::from_secs(300), ready_at)
         .await
         .context("pods not Ready within 300 s")???;
     let created = created.lock().unwrap().clone();
-    let mut latencies: Vec<Duration> = ready_at
-        .iter()
-        .filter_map(|(name, at)| Some(at.saturating_duration_since(*created.get(name)?)))
-        .collect();
-    latencies.sort();
+    let latencies = intervals(&created, &seen.ready);
+    // Where the time went: the scheduler's binding (create -> bound, as this watch saw it) and
+    // the node agent (bound -> Ready).
+    let scheduling = intervals(&created, &seen.bound);
+    let on_node = intervals(&seen.bound, &seen.ready);
     let _ = pods
         .delete_collection(&DeleteParams::default(), &Default::default())
         .await;
     Ok(format!(
-        "pod create -> Ready, {} pods ({} created in {:.1} s, {}): p50 {:.0?}, p99 {:.0?}, max {:.0?} (goal p99 < 200 ms)\n",
+        "pod create -> Ready, {} pods ({} created in {:.1} s, {}): p50 {:.0?}, p99 {:.0?}, max {:.0?} (goal p99 < 200 ms)\n  \
+         of which create -> bound: p50 {:.0?}, p99 {:.0?}; bound -> Ready: p50 {:.0?}, p99 {:.0?}\n",
         latencies.len(),
         total,
         create_time.as_secs_f64(),
         if rate > 0.0 { format!("paced at {rate}/s") } else { format!("{} in flight", args.concurrency) },
         percentile(&latencies, 50),
         percentile(&latencies, 99),
-        latencies.last().copied().unwrap_or_default()
+        latencies.last().copied().unwrap_or_default(),
+        percentile(&scheduling, 50),
+        percentile(&scheduling, 99),
+        percentile(&on_node, 50),
+        percentile(&on_node, 99),
     ))
 }
 
-/// When each pod was first seen Ready, until `total` are.
-async fn watch_ready(pods: Api<Pod>, total: usize) -> anyhow::Result<BTreeMap<String, Instant>> {
-    let mut ready = BTreeMap::new();
+/// Sorted durations from each pod's instant in `from` to its instant in `to`.
+fn intervals(from: &BTreeMap<String, Instant>, to: &BTreeMap<String, Instant>) -> Vec<Duration> {
+    let mut durations: Vec<Duration> = to
+        .iter()
+        .filter_map(|(name, at)| Some(at.saturating_duration_since(*from.get(name)?)))
+        .collect();
+    durations.sort();
+    durations
+}
+
+/// When the benchmark's pods were first seen bound to a node and Ready.
+#[derive(Debug, Default)]
+struct Seen {
+    bound: BTreeMap<String, Instant>,
+    ready: BTreeMap<String, Instant>,
+}
+
+/// When each pod was first seen bound and Ready, until `total` are Ready.
+async fn watch_ready(pods: Api<Pod>, total: usize) -> anyhow::Result<Seen> {
+    let mut seen = Seen::default();
     let mut events = watcher(pods, watcher::Config::default()).boxed();
     while let Some(event) = events.next().await {
         let pod = match event? {
@@ -208,14 +230,21 @@ async fn watch_ready(pods: Api<Pod>, total: usize) -> anyhow::Result<BTreeMap<St
             _ => continue,
         };
         let name = pod.metadata.name.clone().unwrap_or_default();
-        if is_ready(&pod) && name.starts_with("bench-") {
-            ready.entry(name).or_insert_with(Instant::now);
-            if ready.len() >= total {
+        if !name.starts_with("bench-") {
+            continue;
+        }
+        let now = Instant::now();
+        if pod.spec.as_ref().is_some_and(|s| s.node_name.is_some()) {
+            seen.bound.entry(name.clone()).or_insert(now);
+        }
+        if is_ready(&pod) {
+            seen.ready.entry(name).or_insert(now);
+            if seen.ready.len() >= total {
                 break;
             }
         }
     }
-    Ok(ready)
+    Ok(seen)
 }
 
 pub(crate) fn is_ready(pod: &Pod) -> bool {
@@ -253,5 +282,22 @@ mod tests {
         assert_eq!(percentile(&values, 99), Duration::from_millis(99));
         assert_eq!(percentile(&values[..1], 99), Duration::from_millis(1));
         assert_eq!(percentile(&[], 50), Duration::ZERO);
+    }
+
+    #[test]
+    fn intervals_pair_pods_by_name() {
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let from: BTreeMap<String, Instant> = [("a".to_string(), at(0)), ("b".to_string(), at(10))].into();
+        let to: BTreeMap<String, Instant> = [
+            ("b".to_string(), at(15)),
+            ("a".to_string(), at(40)),
+            ("c".to_string(), at(1)),
+        ]
+        .into();
+        assert_eq!(
+            intervals(&from, &to),
+            [Duration::from_millis(5), Duration::from_millis(40)]
+        );
     }
 }

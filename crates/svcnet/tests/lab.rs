@@ -688,12 +688,45 @@ fn pods_connect_in(tag: &str, cni: &str, pod_range: &str) -> (Lab, Vec<PodInfo>)
     (lab, pods)
 }
 
+/// The namespaces of the blank sandboxes the agents hold (recorded under
+/// `nodes/<node>/pool/<id>`), once every agent has some.
+fn pooled_namespaces(lab: &Lab) -> Vec<String> {
+    let mut names = Vec::new();
+    wait_until("pooled sandboxes on every node", Duration::from_secs(30), || {
+        names.clear();
+        let mut nodes_with_some = 0;
+        for node in ["node1", "node2", "node3"] {
+            let records = lab.data_dir.path().join("nodes").join(node).join("pool");
+            let ids: Vec<String> = std::fs::read_dir(records)
+                .map(|d| {
+                    d.flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            nodes_with_some += usize::from(!ids.is_empty());
+            names.extend(ids.iter().map(|id| format!("{}-p-{id}", lab.prefix)));
+        }
+        nodes_with_some == 3
+    });
+    names
+}
+
 #[test]
 fn flannel_vxlan_pods_connect_and_a_crashed_lab_is_removed() {
     let (mut lab, pods) = pods_connect_in("x", "flannel-vxlan", "10.244.0.0/16");
     let mtu = ip_in(&lab.pod_ns(&pods[0]), &["link", "show", "eth0"]);
     assert!(mtu.contains("mtu 1450"), "{mtu}");
-    // A crash of svcnet up leaves agents, shims and pods running; svcnet down removes them all.
+    // Blank sandboxes the agents keep ready for the next pods carry pod-like names.
+    let pooled = pooled_namespaces(&lab);
+    assert!(!pooled.is_empty(), "no pooled sandboxes");
+    // (A record is written just before its namespace is made.)
+    assert!(
+        pooled.iter().any(|ns| Path::new("/run/netns").join(ns).exists()),
+        "{pooled:?}"
+    );
+    // A crash of svcnet up leaves agents, shims, pods and pooled sandboxes; svcnet down removes
+    // them all.
     let metric = lab.metric();
     lab.child.kill().unwrap();
     lab.child.wait().unwrap();
