@@ -439,10 +439,19 @@ fn increments(
     let mut model = IncrementalModel::build(node(), model_config(), &service_refs, &slice_refs);
     let mut apply_times = Vec::new();
     let mut model_times = Vec::new();
-    for n in 0..args.increments.min(args.services.saturating_sub(1)) {
+    let mut flip_times = Vec::new();
+    for n in 0..2 * args.increments.min(args.services.saturating_sub(1)) {
         let index = (n * 7919) % (args.services - 1);
+        // Even steps move an endpoint (elements only); odd ones flip its readiness, which
+        // changes the pool's size and so rewrites the port's selection rule.
+        let flip = n % 2 == 1;
         if let Some(endpoint) = slices[index].endpoints.first_mut() {
-            endpoint.addresses = vec![endpoint_ip(1_000_000 + n).to_string()];
+            if flip {
+                let ready = endpoint.conditions.as_ref().and_then(|c| c.ready) != Some(false);
+                endpoint.conditions.get_or_insert_with(Default::default).ready = Some(!ready);
+            } else {
+                endpoint.addresses = vec![endpoint_ip(1_000_000 + n).to_string()];
+            }
         }
         let start = Instant::now();
         let mut delta = Delta::default();
@@ -453,7 +462,11 @@ fn increments(
         if report_sync.full || !report_sync.changed || !report_sync.netlink {
             bail!("an increment was not sent as one netlink delta: {report_sync:?}");
         }
-        apply_times.push(report_sync.duration);
+        if flip {
+            flip_times.push(report_sync.duration);
+        } else {
+            apply_times.push(report_sync.duration);
+        }
     }
     let _ = writeln!(
         report,
@@ -463,6 +476,13 @@ fn increments(
         millis(percentile(&apply_times, 99)),
         millis(percentile(&model_times, 50)),
         millis(percentile(&model_times, 99)),
+    );
+    let _ = writeln!(
+        report,
+        "| one-endpoint readiness flip: the pool's size changes, its selection rule is rewritten (p50 / p99 of {}) | {} / {} | | |",
+        flip_times.len(),
+        millis(percentile(&flip_times, 50)),
+        millis(percentile(&flip_times, 99)),
     );
     Ok(())
 }

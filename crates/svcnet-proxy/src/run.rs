@@ -278,7 +278,7 @@ impl SyncLoop {
         let (services_for_model, slices_for_model) = (services.clone(), slices.clone());
         let result = tokio::task::spawn_blocking(move || {
             let mut model = lock(&model);
-            let outcome = sync_model(
+            let (report, changed) = match sync_model(
                 &mut model,
                 &mut lock(&applier),
                 dirty,
@@ -286,21 +286,24 @@ impl SyncLoop {
                 &slices_for_model,
                 node_info,
                 model_config,
-            );
-            if outcome.is_err() {
-                *model = None;
-            }
+            ) {
+                Ok(done) => done,
+                Err(error) => {
+                    *model = None;
+                    return Err(error);
+                }
+            };
+            let derive_start = Instant::now();
             let model = model.as_ref().expect("a successful sync leaves a model");
-            outcome.map(|(report, changed)| {
-                // What the side effects need, read from the model without copying its ports.
-                let derived = Derived {
-                    port_count: model.ports().count(),
-                    health: health::service_health(model.ports()),
-                    udp: conntrack::udp_frontends(model.ports(), &[node_ip]),
-                    counts: model.counts(),
-                };
-                (report, changed, derived)
-            })
+            // What the side effects need, read from the model without copying its ports.
+            let derived = Derived {
+                port_count: model.ports().count(),
+                health: health::service_health(model.ports()),
+                udp: conntrack::udp_frontends(model.ports(), &[node_ip]),
+                counts: model.counts(),
+                took: derive_start.elapsed(),
+            };
+            Ok((report, changed, derived))
         })
         .await
         .map_err(|e| anyhow::anyhow!("sync task: {e}"))
@@ -328,6 +331,7 @@ impl SyncLoop {
                 netlink = report.netlink,
                 changed_services = changed_services.as_ref().map_or(derived.port_count, HashSet::len),
                 apply_us = report.duration.as_micros(),
+                derive_us = derived.took.as_micros(),
                 sync_us = start.elapsed().as_micros(),
                 ports = derived.port_count,
                 "synced"
@@ -398,6 +402,7 @@ struct Derived {
     health: BTreeMap<u16, health::ServiceHealth>,
     udp: UdpFrontends,
     counts: TableCounts,
+    took: Duration,
 }
 
 /// The changed Services (None: all of them) and how the applier went.
