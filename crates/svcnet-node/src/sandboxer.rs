@@ -12,8 +12,9 @@
 //! what lets sandboxes of a burst progress side by side.
 //!
 //! A sandbox is made in two steps, so that the first can be done ahead of time (see
-//! [`crate::pool`]): a *blank* one (the namespace with `eth0`, its veth peer in the node, both
-//! down), then its *claim* by a pod (names, addresses, routes, up).
+//! [`crate::pool`]): a *blank* one (the namespace with loopback and `eth0` up, its veth peer
+//! in the node down, already a port of the pod bridge under flannel), then its *claim* by a pod
+//! (names, addresses, routes, the node side up).
 
 use std::ffi::CString;
 use std::fs::File;
@@ -32,6 +33,7 @@ use rtnetlink::packet_route::neighbour::NeighbourState;
 use rtnetlink::packet_route::route::RouteScope;
 use rtnetlink::{Handle, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 use crate::netns;
 use crate::routes::Cni;
@@ -42,7 +44,8 @@ const POD_IFNAME: &str = "eth0";
 /// Every namespace's loopback has this index.
 const LOOPBACK_INDEX: u32 = 1;
 
-/// A blank sandbox: a namespace holding `eth0`, and its peer in the node, both down.
+/// A blank sandbox: a namespace holding `eth0`, and its peer in the node (down, so that it can
+/// still be renamed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Blank {
     pub netns: String,
@@ -55,6 +58,9 @@ enum Job {
     Remove(Blank, oneshot::Sender<anyhow::Result<()>>),
 }
 
+/// A job and when it was queued (the debug log tells queueing from work).
+type Queued = (Job, Instant);
+
 /// The handle of the sandbox threads; jobs go to them in turn.
 #[derive(Debug, Clone)]
 pub struct Sandboxer {
@@ -65,8 +71,8 @@ pub struct Sandboxer {
 /// One thread's queues: pods' jobs go before background ones (the pool's).
 #[derive(Debug)]
 struct Lane {
-    jobs: mpsc::UnboundedSender<Job>,
-    background: mpsc::UnboundedSender<Job>,
+    jobs: mpsc::UnboundedSender<Queued>,
+    background: mpsc::UnboundedSender<Queued>,
 }
 
 impl Sandboxer {
@@ -115,11 +121,11 @@ impl Sandboxer {
     }
 
     async fn ask_on(
-        lane: &mpsc::UnboundedSender<Job>,
+        lane: &mpsc::UnboundedSender<Queued>,
         job: impl FnOnce(oneshot::Sender<anyhow::Result<()>>) -> Job,
     ) -> anyhow::Result<()> {
         let (tx, rx) = oneshot::channel();
-        lane.send(job(tx))
+        lane.send((job(tx), Instant::now()))
             .map_err(|_| anyhow::anyhow!("the sandbox thread is gone"))?;
         rx.await.context("the sandbox thread dropped a job")?
     }
@@ -182,25 +188,36 @@ impl Thread {
         Ok((Thread { home, node }, runtime))
     }
 
-    async fn serve(self, mut jobs: mpsc::UnboundedReceiver<Job>, mut background: mpsc::UnboundedReceiver<Job>) {
+    async fn serve(self, mut jobs: mpsc::UnboundedReceiver<Queued>, mut background: mpsc::UnboundedReceiver<Queued>) {
         loop {
-            let job = tokio::select! {
+            let (job, queued) = tokio::select! {
                 biased;
                 Some(job) = jobs.recv() => job,
                 Some(job) = background.recv() => job,
                 else => return,
             };
-            match job {
+            let began = Instant::now();
+            let (kind, netns) = match job {
                 Job::Blank(blank, cni, reply) => {
                     let _ = reply.send(self.make_blank(&blank, cni).await);
+                    ("blank", blank.netns)
                 }
                 Job::Claim(blank, spec, files, reply) => {
                     let _ = reply.send(self.claim(&blank, &spec, &files).await);
+                    ("claim", spec.netns)
                 }
                 Job::Remove(blank, reply) => {
                     let _ = reply.send(self.remove(&blank).await);
+                    ("remove", blank.netns)
                 }
-            }
+            };
+            tracing::debug!(
+                kind,
+                netns,
+                queued = ?began.duration_since(queued),
+                took = ?began.elapsed(),
+                "sandbox job done"
+            );
         }
     }
 
@@ -218,7 +235,12 @@ impl Thread {
         let mut veth = LinkVeth::new(&blank.veth, POD_IFNAME)
             .mtu(mtu)
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)));
-        if cni == Cni::TerwayEniip {
+        let bridged = cni != Cni::TerwayEniip;
+        if bridged {
+            // A port of the pod bridge from the start, so that a pod's claim does not pay for
+            // joining it (a bridge does per-port work on every join).
+            veth = veth.controller(bridge_index()?);
+        } else {
             veth = veth.address(mac_bytes(TERWAY_VETH_MAC));
         }
         self.node
@@ -226,7 +248,16 @@ impl Thread {
             .add(veth.build())
             .execute()
             .await
-            .with_context(|| format!("adding veth {}", blank.veth))
+            .with_context(|| format!("adding veth {}", blank.veth))?;
+        if bridged {
+            let index = link_index(&self.node, &blank.veth).await?;
+            // Hairpin, as flannel's bridge plugin sets it: a pod reaching its own Service
+            // address gets the DNATed packet back out of the port it came in on.
+            let hairpin = LinkBridgePort::new(index).hairpin(true).build();
+            self.node.link().set_port(hairpin).execute().await?;
+        }
+        // The pod's links can be up already: nothing reaches eth0 before its peer is up.
+        links_up(&self.connect_in(&blank.netns)?).await
     }
 
     /// `ip netns add`: a fresh namespace bind-mounted at /run/netns/<name>. The thread steps
@@ -258,6 +289,7 @@ impl Thread {
     }
 
     async fn claim(&self, blank: &Blank, spec: &SandboxSpec, files: &PodFiles) -> anyhow::Result<()> {
+        let began = Instant::now();
         if blank.netns != spec.netns {
             if netns::exists(&spec.netns) || crate::sandbox::link_exists(&spec.veth) {
                 self.remove(&Blank {
@@ -268,7 +300,9 @@ impl Thread {
             }
             rename_netns(&blank.netns, &spec.netns)?;
         }
+        let renamed = began.elapsed();
         files.write(&spec.netns)?;
+        let written = began.elapsed();
         let veth = link_index(&self.node, &blank.veth).await?;
         if blank.veth != spec.veth {
             let rename = LinkUnspec::new_with_index(veth).name(spec.veth.clone()).build();
@@ -280,8 +314,11 @@ impl Thread {
                 .context("renaming the veth")?;
         }
         self.node_side(spec, veth).await?;
+        let node_side = began.elapsed();
         let pod = self.connect_in(&spec.netns)?;
-        pod_side(&pod, spec).await
+        pod_side(&pod, spec).await?;
+        tracing::debug!(netns = %spec.netns, ?renamed, ?written, ?node_side, pod_side = ?began.elapsed(), "sandbox claimed");
+        Ok(())
     }
 
     async fn node_side(&self, spec: &SandboxSpec, veth: u32) -> anyhow::Result<()> {
@@ -300,13 +337,13 @@ impl Thread {
                 crate::sandbox::sysctl(&format!("net.ipv4.conf.{}.proxy_arp", spec.veth), "1")?;
             }
             _ => {
-                let bridge = nix::net::if_::if_nametoindex(BRIDGE).context("no pod bridge")?;
-                let up = LinkUnspec::new_with_index(veth).controller(bridge).up().build();
+                // Already a bridge port with hairpin on (a blank sandbox is): only up. The
+                // master again costs nothing and covers a port that left the bridge.
+                let up = LinkUnspec::new_with_index(veth)
+                    .controller(bridge_index()?)
+                    .up()
+                    .build();
                 link.set(up).execute().await?;
-                // Hairpin, as flannel's bridge plugin sets it: a pod reaching its own Service
-                // address gets the DNATed packet back out of the port it came in on.
-                let hairpin = LinkBridgePort::new(veth).hairpin(true).build();
-                link.set_port(hairpin).execute().await?;
             }
         }
         Ok(())
@@ -340,7 +377,8 @@ impl Thread {
     }
 }
 
-async fn pod_side(pod: &Handle, spec: &SandboxSpec) -> anyhow::Result<()> {
+/// Loopback and eth0 of a pod namespace up.
+async fn links_up(pod: &Handle) -> anyhow::Result<()> {
     let link = pod.link();
     link.set(LinkUnspec::new_with_index(LOOPBACK_INDEX).up().build())
         .execute()
@@ -350,7 +388,12 @@ async fn pod_side(pod: &Handle, spec: &SandboxSpec) -> anyhow::Result<()> {
     link.set(LinkUnspec::new_with_index(eth0).up().build())
         .execute()
         .await
-        .context("eth0 up")?;
+        .context("eth0 up")
+}
+
+/// The pod's address and routes (its links are up since the blank sandbox was made).
+async fn pod_side(pod: &Handle, spec: &SandboxSpec) -> anyhow::Result<()> {
+    let eth0 = link_index(pod, POD_IFNAME).await?;
     pod.address()
         .add(eth0, IpAddr::V4(spec.ip), spec.prefix_len())
         .execute()
@@ -391,6 +434,10 @@ async fn link_index(handle: &Handle, name: &str) -> anyhow::Result<u32> {
         Some(link) => Ok(link.header.index),
         None => bail!("no link {name}"),
     }
+}
+
+fn bridge_index() -> anyhow::Result<u32> {
+    nix::net::if_::if_nametoindex(BRIDGE).context("no pod bridge")
 }
 
 /// `ip netns` needs /run/netns to be a shared mount point, so that namespace mounts made here
