@@ -411,8 +411,8 @@ fn every_form() -> (Vec<Service>, Vec<EndpointSlice>) {
         serde_json::from_value(json!({"name": "sig", "port": 9000, "protocol": "SCTP"})).unwrap(),
     ]);
     slices.push(dice);
-    // External Local policy without a local endpoint (a `drop` verdict), and a NodePort
-    // without endpoints (a `no-endpoint-nodeports` element).
+    // External Local policy without a local endpoint (a `no-endpoint-drop` element), and a
+    // NodePort without endpoints (a `no-endpoint-nodeport-reject` element).
     services.push(service("remote", "10.96.0.27", |s| {
         s["spec"]["type"] = json!("NodePort");
         s["spec"]["externalTrafficPolicy"] = json!("Local");
@@ -443,7 +443,7 @@ fn netlink_full_load_lists_like_nft() {
     for config in [config(), odd_prefix_config()] {
         let rules = desired(&services, &slices, &node(), &config);
         let mut applier = Applier::new(netns.nft());
-        for expected in [": drop", "tcp . 30082 : goto reject-chain", "udp . 80", "sctp . 9000"] {
+        for expected in ["192.0.2.8 . tcp . 80", "tcp . 30082", "udp . 80", "sctp . 9000"] {
             assert!(
                 rules.render().contains(expected),
                 "the model no longer emits {expected}"
