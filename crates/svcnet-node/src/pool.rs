@@ -2,7 +2,7 @@
 //! pair is most of a sandbox's kernel work, so a pod that takes a ready one only renames,
 //! addresses and routes it. The pool holds at least `min` blank sandboxes and grows with recent
 //! demand (the pods that took one lately) up to `max`, refilled in the background at a lower
-//! priority than pods' own sandbox work.
+//! priority than pods' own sandbox work; it shrinks back as that demand ages out.
 //!
 //! Blank sandboxes carry pod-like names (`<prefix>-p-<12 hex>`, veth `veth<8 hex>`), so
 //! `svcnet down` and the lab's teardown remove them with the pods' namespaces. Each one is also
@@ -44,6 +44,11 @@ impl PoolSize {
     /// How many more to make now.
     pub fn deficit(&self, idle: usize, recent_claims: usize) -> usize {
         self.target(recent_claims).saturating_sub(idle)
+    }
+
+    /// How many to remove now: after a burst the pool shrinks back as its demand ages out.
+    pub fn surplus(&self, idle: usize, recent_claims: usize) -> usize {
+        idle.saturating_sub(self.target(recent_claims))
     }
 }
 
@@ -142,20 +147,37 @@ impl Pool {
             return;
         }
         loop {
-            let deficit = match self.state.lock() {
-                Ok(mut state) => {
-                    let recent = state.recent_claims(Instant::now());
-                    self.size.deficit(state.idle.len(), recent)
-                }
-                Err(_) => return,
+            let Ok((idle, recent, next_expiry)) = self.state.lock().map(|mut state| {
+                let recent = state.recent_claims(Instant::now());
+                let next_expiry = state.claims.front().map(|at| *at + DEMAND_WINDOW);
+                (state.idle.len(), recent, next_expiry)
+            }) else {
+                return;
             };
-            if deficit == 0 {
-                // Demand decays with time, so look again now and then even without a claim.
-                let _ = tokio::time::timeout(DEMAND_WINDOW, self.wake.notified()).await;
-                continue;
+            if self.size.deficit(idle, recent) > 0 {
+                if let Err(err) = self.make_one().await {
+                    tracing::warn!(error = %format!("{err:#}"), "making a pooled sandbox failed");
+                    tokio::time::sleep(RETRY_AFTER).await;
+                }
+            } else if self.size.surplus(idle, recent) > 0 {
+                self.trim_one().await;
+            } else {
+                // Look again at a claim, or when the oldest claim leaves the demand window.
+                let until = next_expiry.unwrap_or_else(|| Instant::now() + DEMAND_WINDOW);
+                let _ = tokio::time::timeout_at(until, self.wake.notified()).await;
             }
-            if let Err(err) = self.make_one().await {
-                tracing::warn!(error = %format!("{err:#}"), "making a pooled sandbox failed");
+        }
+    }
+
+    /// Removes one idle blank sandbox.
+    async fn trim_one(&self) {
+        let Some(blank) = self.state.lock().ok().and_then(|mut s| s.idle.pop()) else {
+            return;
+        };
+        match self.sandboxer.remove(&blank.netns, &blank.veth).await {
+            Ok(()) => self.claimed(&blank),
+            Err(err) => {
+                tracing::warn!(netns = %blank.netns, error = %format!("{err:#}"), "removing a pooled sandbox failed");
                 tokio::time::sleep(RETRY_AFTER).await;
             }
         }
@@ -207,6 +229,11 @@ mod tests {
         assert_eq!(size.deficit(1, 0), 3);
         assert_eq!(size.deficit(0, 100), 32);
         assert_eq!(size.deficit(40, 100), 0);
+        // After a burst, back down to what recent demand asks for.
+        assert_eq!(size.surplus(32, 0), 28);
+        assert_eq!(size.surplus(32, 10), 22);
+        assert_eq!(size.surplus(3, 0), 0);
+        assert_eq!(size.surplus(4, 0), 0);
         // A max below the min (a misconfiguration) holds the min.
         assert_eq!(PoolSize { min: 4, max: 0 }.target(9), 4);
         assert_eq!(PoolSize { min: 0, max: 0 }.deficit(0, 9), 0);

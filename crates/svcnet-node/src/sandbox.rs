@@ -142,13 +142,26 @@ pub fn node_lines(cni: Cni, pod_cidr: Cidr) -> Vec<String> {
                 1500
             };
             let gateway = pod_cidr.nth(1).unwrap_or(pod_cidr.addr);
+            // A fixed address: a bridge without one takes the lowest of its ports' addresses,
+            // so ports joining (pods, pooled sandboxes) would change the gateway's MAC under
+            // the pods' ARP caches.
             vec![
-                format!("link add {BRIDGE} mtu {mtu} type bridge"),
+                format!(
+                    "link add {BRIDGE} address {} mtu {mtu} type bridge",
+                    bridge_mac(gateway)
+                ),
                 format!("link set {BRIDGE} up"),
                 format!("addr replace {gateway}/{} dev {BRIDGE}", pod_cidr.len),
             ]
         }
     }
+}
+
+/// The pod bridge's MAC: `0a:58` and the gateway's address, as the CNI bridge plugin derives
+/// MACs from IPv4 addresses.
+pub fn bridge_mac(gateway: Ipv4Addr) -> String {
+    let [a, b, c, d] = gateway.octets();
+    format!("0a:58:{a:02x}:{b:02x}:{c:02x}:{d:02x}")
 }
 
 /// `flannel.1` for flannel-vxlan: VNI 1, port 8472, the node IP as local address, the
@@ -254,8 +267,12 @@ mod tests {
         );
         assert_eq!(spec(Cni::FlannelVxlan).mtu(), 1450);
         assert_eq!(
-            node_lines(Cni::Flannel, s.pod_cidr)[2],
-            "addr replace 10.244.1.1/24 dev cni0"
+            node_lines(Cni::Flannel, s.pod_cidr),
+            [
+                "link add cni0 address 0a:58:0a:f4:01:01 mtu 1500 type bridge",
+                "link set cni0 up",
+                "addr replace 10.244.1.1/24 dev cni0"
+            ]
         );
     }
 
