@@ -29,6 +29,8 @@ use crate::plan::Cni;
 /// Connections stop after this long without reaching the new backend (the flip then counts as
 /// a failure): bounds the client's load.
 const CLIENT_DEADLINE: Duration = Duration::from_secs(10);
+/// Time the proxies get to program every background Service and the measured one.
+const WARM_UP_DEADLINE: Duration = Duration::from_secs(120);
 /// Pause between the client's connections.
 const CLIENT_PAUSE: Duration = Duration::from_millis(1);
 /// Time the rules get to drop the unready backend before the next flip starts.
@@ -108,7 +110,7 @@ async fn flips(args: &BenchProgrammingArgs, client_netns: &str, marker: &Path) -
     wait_ready(&pods, "prog-a", true).await?;
     let target = SocketAddr::from((cluster_ip, 80));
     // The proxy has programmed the Service (after every background one) once prog-a answers.
-    let warm = spawn_client(client_netns, target, "prog-a");
+    let warm = spawn_client(client_netns, target, "prog-a", WARM_UP_DEADLINE);
     tokio::task::spawn_blocking(move || warm.join())
         .await?
         .map_err(|_| anyhow::anyhow!("the client thread panicked"))??
@@ -121,7 +123,7 @@ async fn flips(args: &BenchProgrammingArgs, client_netns: &str, marker: &Path) -
         let _ = std::fs::remove_file(marker);
         wait_ready(&pods, "prog-b", false).await?;
         tokio::time::sleep(SETTLE).await;
-        let client = spawn_client(client_netns, target, "prog-b");
+        let client = spawn_client(client_netns, target, "prog-b", CLIENT_DEADLINE);
         let marked = Instant::now();
         std::fs::write(marker, b"")?;
         let flipped = wait_ready(&pods, "prog-b", true).await?;
@@ -238,11 +240,12 @@ fn spawn_client(
     netns: &str,
     target: SocketAddr,
     wanted: &'static str,
+    limit: Duration,
 ) -> std::thread::JoinHandle<anyhow::Result<Option<Instant>>> {
     let netns = netns.to_string();
     std::thread::spawn(move || {
         svcnet_node::netns::run_in(&netns, move || {
-            let deadline = Instant::now() + CLIENT_DEADLINE;
+            let deadline = Instant::now() + limit;
             while Instant::now() < deadline {
                 if answered_by(target).as_deref() == Some(wanted) {
                     return Some(Instant::now());

@@ -2,7 +2,7 @@
 //! arrive close together, compute the desired table and apply it; then the side effects that
 //! follow a sync (metrics, health, healthCheckNodePort servers, UDP conntrack cleanup).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -364,7 +364,7 @@ impl SyncLoop {
         let mut seen = BTreeMap::new();
         let relevant = slices
             .iter()
-            .filter(|slice| changed.is_none_or(|changed| changed.iter().any(|key| slice_belongs_to(slice, key))));
+            .filter(|slice| changed.is_none_or(|changed| belongs_to_any(slice, changed)));
         for slice in relevant {
             let Some(trigger) = slice
                 .metadata
@@ -432,17 +432,46 @@ fn sync_model(
         return Ok((report, None));
     };
     let mut delta = Delta::default();
+    let mut by_service = slices_of(slices, &dirty.services);
     for key in &dirty.services {
         let service = services.get(&ObjectRef::new(&key.1).within(&key.0));
-        let own: Vec<&EndpointSlice> = slices
-            .iter()
-            .map(|s| s.as_ref())
-            .filter(|s| slice_belongs_to(s, key))
-            .collect();
+        let own = by_service.remove(key).unwrap_or_default();
         current.update(key.clone(), service.as_deref(), &own, &mut delta);
     }
     let report = applier.apply_delta(&delta.before, &delta.after)?;
     Ok((report, Some(dirty.services)))
+}
+
+/// Up to this many changed Services, their slices are found by comparing each slice with each
+/// of them (no allocation); past it, by one pass that looks every slice's Service up.
+const FEW_CHANGES: usize = 8;
+
+/// The slices of the given Services, in one pass over all slices.
+fn slices_of<'a>(
+    slices: &'a [Arc<EndpointSlice>],
+    keys: &HashSet<ServiceKey>,
+) -> HashMap<ServiceKey, Vec<&'a EndpointSlice>> {
+    let mut out: HashMap<ServiceKey, Vec<&EndpointSlice>> = HashMap::new();
+    for slice in slices.iter().map(|s| s.as_ref()) {
+        let key = if keys.len() <= FEW_CHANGES {
+            keys.iter().find(|key| slice_belongs_to(slice, key)).cloned()
+        } else {
+            slice_service(slice).filter(|key| keys.contains(key))
+        };
+        if let Some(key) = key {
+            out.entry(key).or_default().push(slice);
+        }
+    }
+    out
+}
+
+/// Whether the slice belongs to one of the Services.
+fn belongs_to_any(slice: &EndpointSlice, keys: &HashSet<ServiceKey>) -> bool {
+    if keys.len() <= FEW_CHANGES {
+        keys.iter().any(|key| slice_belongs_to(slice, key))
+    } else {
+        slice_service(slice).is_some_and(|key| keys.contains(&key))
+    }
 }
 
 fn slice_belongs_to(slice: &EndpointSlice, (namespace, name): &ServiceKey) -> bool {
