@@ -73,6 +73,12 @@ pub struct IncrementalModel {
     services: HashMap<ServiceKey, ServiceEntry>,
     /// `hairpin` element → number of Service ports that need it.
     hairpin: HashMap<String, u32>,
+    /// Sizes of every fragment together (the base and hairpin added when asked).
+    fragment_counts: TableCounts,
+    port_count: usize,
+    /// Services with a port that has side effects beyond the table (a UDP port, whose stale
+    /// conntrack entries are cleared, or a healthCheckNodePort server).
+    with_side_effects: HashSet<ServiceKey>,
 }
 
 #[derive(Debug, Default)]
@@ -100,6 +106,9 @@ impl IncrementalModel {
             ids: PortIds::default(),
             services: HashMap::new(),
             hairpin: HashMap::new(),
+            fragment_counts: TableCounts::default(),
+            port_count: 0,
+            with_side_effects: HashSet::new(),
         }
     }
 
@@ -186,17 +195,25 @@ impl IncrementalModel {
 
     /// Chains, rules and elements of the whole table (for metrics), without building it.
     pub fn counts(&self) -> TableCounts {
-        let mut counts = TableCounts {
-            chains: self.base.chains.len(),
-            rules: self.base.rule_count(),
-            elements: self.base.element_count() + self.hairpin.len(),
-        };
-        for entry in self.services.values() {
-            counts.chains += entry.fragment.chains.len();
-            counts.rules += entry.fragment.rule_count();
-            counts.elements += entry.fragment.element_count();
+        TableCounts {
+            chains: self.base.chains.len() + self.fragment_counts.chains,
+            rules: self.base.rule_count() + self.fragment_counts.rules,
+            elements: self.base.element_count() + self.hairpin.len() + self.fragment_counts.elements,
         }
-        counts
+    }
+
+    /// The ports of Services with UDP ports or healthCheckNodePorts: all that the conntrack
+    /// cleanup and the health-check servers need, without walking every port.
+    pub fn ports_with_side_effects(&self) -> impl Iterator<Item = &ServicePort> {
+        self.with_side_effects
+            .iter()
+            .filter_map(|key| self.services.get(key))
+            .flat_map(|e| e.ports.iter())
+    }
+
+    /// Number of programmed Service ports.
+    pub fn port_count(&self) -> usize {
+        self.port_count
     }
 
     /// Number of Services with at least one programmed port.
@@ -225,6 +242,14 @@ impl IncrementalModel {
 
         merge(&mut delta.before, &old.fragment);
         merge(&mut delta.after, &fragment);
+        self.fragment_counts.subtract(TableCounts::of(&old.fragment));
+        self.fragment_counts.add(TableCounts::of(&fragment));
+        self.port_count = self.port_count - old.ports.len() + ports.len();
+        if ports.iter().any(has_side_effects) {
+            self.with_side_effects.insert(key.clone());
+        } else {
+            self.with_side_effects.remove(&key);
+        }
         self.count_hairpin(&old.hairpin, &hairpin, delta);
         if !ports.is_empty() {
             self.services.insert(
@@ -262,6 +287,32 @@ impl IncrementalModel {
                 set.elements.insert(element.clone(), String::new());
             }
         }
+    }
+}
+
+fn has_side_effects(port: &ServicePort) -> bool {
+    port.name.protocol == "udp" || port.health_check_node_port.is_some()
+}
+
+impl TableCounts {
+    fn of(rules: &Ruleset) -> TableCounts {
+        TableCounts {
+            chains: rules.chains.len(),
+            rules: rules.rule_count(),
+            elements: rules.element_count(),
+        }
+    }
+
+    fn add(&mut self, other: TableCounts) {
+        self.chains += other.chains;
+        self.rules += other.rules;
+        self.elements += other.elements;
+    }
+
+    fn subtract(&mut self, other: TableCounts) {
+        self.chains -= other.chains;
+        self.rules -= other.rules;
+        self.elements -= other.elements;
     }
 }
 

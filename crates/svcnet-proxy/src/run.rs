@@ -297,9 +297,9 @@ impl SyncLoop {
             let model = model.as_ref().expect("a successful sync leaves a model");
             // What the side effects need, read from the model without copying its ports.
             let derived = Derived {
-                port_count: model.ports().count(),
-                health: health::service_health(model.ports()),
-                udp: conntrack::udp_frontends(model.ports(), &[node_ip]),
+                port_count: model.port_count(),
+                health: health::service_health(model.ports_with_side_effects()),
+                udp: conntrack::udp_frontends(model.ports_with_side_effects(), &[node_ip]),
                 counts: model.counts(),
                 took: derive_start.elapsed(),
             };

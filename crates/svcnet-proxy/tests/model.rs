@@ -458,5 +458,8 @@ mod incremental {
         assert!(step(&services, &slices, "api").0);
         assert_eq!(model.service_count(), 2);
         assert_eq!(model.ports().count(), 2);
+        assert_eq!(model.port_count(), 2);
+        // web and api are TCP without health-check ports: nothing beyond the table to do.
+        assert_eq!(model.ports_with_side_effects().count(), 0);
     }
 }
