@@ -27,7 +27,7 @@ use kube::runtime::watcher;
 
 use crate::replicaset::pods::{controlled_by, selector_matches};
 use crate::runtime::events::{Recorder, NORMAL};
-use crate::runtime::informer::{self, delete_if_uid, event_object, live_uid};
+use crate::runtime::informer::{self, delete_if_uid, delete_if_unchanged, event_object, live_uid};
 use crate::runtime::queue::WorkQueue;
 use crate::runtime::ObjectKey;
 use crate::ControllerConfig;
@@ -260,7 +260,7 @@ impl Controller {
             }
             let name = rs.metadata.name.as_deref().unwrap_or("");
             tracing::debug!(deployment = %key, replicaset = name, "deleting ReplicaSet of a deleted Deployment");
-            delete_if_uid(&api, name, rs.metadata.uid.as_deref().unwrap_or("")).await?;
+            delete_if_unchanged(&api, &rs.metadata).await?;
         }
         Ok(())
     }

@@ -29,7 +29,7 @@ use kube::runtime::watcher;
 
 use crate::runtime::api_code;
 use crate::runtime::events::{Recorder, NORMAL, WARNING};
-use crate::runtime::informer::{self, delete_if_uid, event_object, live_uid};
+use crate::runtime::informer::{self, delete_if_uid, delete_if_unchanged, event_object, live_uid};
 use crate::runtime::queue::WorkQueue;
 use crate::runtime::ObjectKey;
 use crate::ControllerConfig;
@@ -230,9 +230,8 @@ impl Controller {
                 continue;
             }
             let name = pod.metadata.name.as_deref().unwrap_or("");
-            let uid = pod.metadata.uid.as_deref().unwrap_or("");
             tracing::debug!(replicaset = %key, pod = name, "deleting pod of a deleted ReplicaSet");
-            delete_if_uid(&api, name, uid).await?;
+            delete_if_unchanged(&api, &pod.metadata).await?;
         }
         Ok(())
     }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, Preconditions};
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::reflector::{self, Store};
@@ -103,6 +104,27 @@ where
         ..DeleteParams::default()
     };
     match api.delete(name, &params).await {
+        Ok(_) => Ok(()),
+        Err(err) if matches!(api_code(&err), Some(404 | 409)) => Ok(()),
+        Err(err) => Err(err),
+    }
+}
+
+/// Deletes the object only if it is still the version the caller judged (uid and
+/// resourceVersion preconditions): a dependent the cache shows owned by a gone owner may have
+/// been let go meanwhile (`--cascade=orphan` removes the reference), and must then stay.
+pub async fn delete_if_unchanged<K>(api: &Api<K>, meta: &ObjectMeta) -> Result<(), kube::Error>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    let params = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: meta.uid.clone(),
+            resource_version: meta.resource_version.clone(),
+        }),
+        ..DeleteParams::default()
+    };
+    match api.delete(meta.name.as_deref().unwrap_or(""), &params).await {
         Ok(_) => Ok(()),
         Err(err) if matches!(api_code(&err), Some(404 | 409)) => Ok(()),
         Err(err) => Err(err),

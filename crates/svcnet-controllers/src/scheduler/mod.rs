@@ -14,6 +14,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Binding, Node, ObjectReference, Pod};
 
 use crate::runtime::events::{Recorder, NORMAL, WARNING};
+use futures::StreamExt;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
 use serde_json::json;
@@ -28,6 +29,8 @@ use crate::ControllerConfig;
 const RESYNC: Duration = Duration::from_secs(30);
 /// How long a binding we sent is counted before the pod cache shows it.
 const ASSUME_FOR: Duration = Duration::from_secs(30);
+/// Binding and status writes of one pass in flight at once.
+const WRITES_IN_FLIGHT: usize = 32;
 
 /// Watches pods and nodes and schedules until the process ends.
 pub async fn run(client: kube::Client, config: ControllerConfig) -> anyhow::Result<()> {
@@ -100,15 +103,31 @@ impl Scheduler {
             return Ok(());
         }
         let nodes: Vec<&Node> = nodes.iter().map(|n| n.as_ref()).collect();
+        // The plan is made for all pods at once; its writes go out together (a burst of pods
+        // would otherwise reach their nodes one API round trip apart).
+        let client = &self.client;
+        // Collected first: a lazily mapped stream of these futures trips the compiler's Send
+        // check on the pod references' lifetimes.
+        let writes: Vec<_> = plan::plan(&pending, &nodes, load)
+            .into_iter()
+            .map(|(pod, outcome)| write_outcome(client, pod, outcome))
+            .collect();
+        let written: Vec<_> = futures::stream::iter(writes)
+            .buffer_unordered(WRITES_IN_FLIGHT)
+            .collect()
+            .await;
         let mut failed = None;
-        for (pod, outcome) in plan::plan(&pending, &nodes, load) {
-            let result = match outcome {
-                Ok(node) => self.bind(pod, &node).await,
-                Err(fit) => self.report_unschedulable(pod, &fit.to_string()).await,
-            };
-            if let Err(err) = result {
-                tracing::debug!(pod = ?pod.metadata.name, error = %err, "scheduling write failed");
-                failed = Some(err);
+        for (pod, outcome, result) in written {
+            match (outcome, result) {
+                (Ok(node), Ok(true)) => self.bound(pod, &node),
+                (Err(fit), Ok(true)) => {
+                    self.events.publish(pod, WARNING, "FailedScheduling", fit.to_string());
+                }
+                (_, Ok(_)) => {}
+                (_, Err(err)) => {
+                    tracing::debug!(pod = ?pod.metadata.name, error = %err, "scheduling write failed");
+                    failed = Some(err);
+                }
             }
         }
         failed.map_or(Ok(()), Err)
@@ -125,62 +144,81 @@ impl Scheduler {
             .retain(|uid, (_, since)| unbound.contains_key(uid.as_str()) && since.elapsed() < ASSUME_FOR);
     }
 
-    async fn bind(&mut self, pod: &Pod, node: &str) -> anyhow::Result<()> {
+    /// Records a binding the API accepted: an event, and the assumption that the pod is on
+    /// `node` until the cache shows it.
+    fn bound(&mut self, pod: &Pod, node: &str) {
         let (namespace, name) = names(pod);
-        let binding = Binding {
-            metadata: ObjectMeta {
-                name: Some(name.to_string()),
-                namespace: Some(namespace.to_string()),
-                uid: pod.metadata.uid.clone(),
-                ..ObjectMeta::default()
-            },
-            target: ObjectReference {
-                kind: Some("Node".into()),
-                api_version: Some("v1".into()),
-                name: Some(node.to_string()),
-                ..ObjectReference::default()
-            },
-        };
-        let api = Api::<Pod>::namespaced(self.client.clone(), namespace);
-        let result = api
-            .create_subresource::<_, serde_json::Value>("binding", name, &PostParams::default(), &binding)
-            .await;
-        match result {
-            Ok(_) => {
-                tracing::info!(pod = %format!("{namespace}/{name}"), node, "bound");
-                let message = format!("Successfully assigned {namespace}/{name} to {node}");
-                self.events.publish(pod, NORMAL, "Scheduled", message);
-                self.assumed
-                    .insert(uid(pod).to_string(), (node.to_string(), Instant::now()));
-                Ok(())
-            }
-            // Bound meanwhile (or deleted): the cache will show it.
-            Err(err) if matches!(api_code(&err), Some(404 | 409)) => Ok(()),
-            Err(err) => Err(err.into()),
-        }
+        tracing::info!(pod = %format!("{namespace}/{name}"), node, "bound");
+        let message = format!("Successfully assigned {namespace}/{name} to {node}");
+        self.events.publish(pod, NORMAL, "Scheduled", message);
+        self.assumed
+            .insert(uid(pod).to_string(), (node.to_string(), Instant::now()));
     }
+}
 
-    async fn report_unschedulable(&self, pod: &Pod, message: &str) -> anyhow::Result<()> {
-        let Some(conditions) = plan::unschedulable_conditions(pod, message, jiff::Timestamp::now()) else {
-            return Ok(());
-        };
-        let (namespace, name) = names(pod);
-        tracing::info!(pod = %format!("{namespace}/{name}"), message, "unschedulable");
-        self.events
-            .publish(pod, WARNING, "FailedScheduling", message.to_string());
-        let patch = json!({
-            "metadata": {"resourceVersion": pod.metadata.resource_version},
-            "status": {"conditions": conditions},
-        });
-        let api = Api::<Pod>::namespaced(self.client.clone(), namespace);
-        match api
-            .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(err) if api_code(&err) == Some(404) => Ok(()),
-            Err(err) => Err(err.into()),
-        }
+type Written<'a> = (&'a Pod, Result<String, plan::FitError>, anyhow::Result<bool>);
+
+/// The write one planned outcome needs: the binding, or the unschedulable condition.
+async fn write_outcome<'a>(
+    client: &kube::Client,
+    pod: &'a Pod,
+    outcome: Result<String, plan::FitError>,
+) -> Written<'a> {
+    let result = match &outcome {
+        Ok(node) => post_binding(client, pod, node).await,
+        Err(fit) => report_unschedulable(client, pod, &fit.to_string()).await,
+    };
+    (pod, outcome, result)
+}
+
+/// POSTs the pod's binding; false when it was bound or deleted meanwhile (the cache will show
+/// it).
+async fn post_binding(client: &kube::Client, pod: &Pod, node: &str) -> anyhow::Result<bool> {
+    let (namespace, name) = names(pod);
+    let binding = Binding {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            namespace: Some(namespace.to_string()),
+            uid: pod.metadata.uid.clone(),
+            ..ObjectMeta::default()
+        },
+        target: ObjectReference {
+            kind: Some("Node".into()),
+            api_version: Some("v1".into()),
+            name: Some(node.to_string()),
+            ..ObjectReference::default()
+        },
+    };
+    let api = Api::<Pod>::namespaced(client.clone(), namespace);
+    match api
+        .create_subresource::<_, serde_json::Value>("binding", name, &PostParams::default(), &binding)
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(err) if matches!(api_code(&err), Some(404 | 409)) => Ok(false),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Sets the PodScheduled=False condition (once; unchanged conditions are not rewritten).
+async fn report_unschedulable(client: &kube::Client, pod: &Pod, message: &str) -> anyhow::Result<bool> {
+    let Some(conditions) = plan::unschedulable_conditions(pod, message, jiff::Timestamp::now()) else {
+        return Ok(false);
+    };
+    let (namespace, name) = names(pod);
+    tracing::info!(pod = %format!("{namespace}/{name}"), message, "unschedulable");
+    let patch = json!({
+        "metadata": {"resourceVersion": pod.metadata.resource_version},
+        "status": {"conditions": conditions},
+    });
+    let api = Api::<Pod>::namespaced(client.clone(), namespace);
+    match api
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(err) if api_code(&err) == Some(404) => Ok(false),
+        Err(err) => Err(err.into()),
     }
 }
 

@@ -26,7 +26,7 @@ use kube::runtime::watcher;
 use crate::replicaset::pods::{controlled_by, controller_ref, is_terminating, selector_matches};
 use crate::runtime::api_code;
 use crate::runtime::events::{Recorder, NORMAL};
-use crate::runtime::informer::{self, delete_if_uid, event_object, live_uid};
+use crate::runtime::informer::{self, delete_if_uid, delete_if_unchanged, event_object, live_uid};
 use crate::runtime::queue::WorkQueue;
 use crate::runtime::ObjectKey;
 use crate::ControllerConfig;
@@ -272,8 +272,7 @@ impl Controller {
         let revision_api: Api<ControllerRevision> = Api::namespaced(self.client.clone(), &key.namespace);
         for revision in old_revisions {
             if controlled_by(&revision.metadata, "StatefulSet").map(|o| o.uid.as_str()) != live.as_deref() {
-                let name = revision.metadata.name.as_deref().unwrap_or("");
-                delete_if_uid(&revision_api, name, revision.metadata.uid.as_deref().unwrap_or("")).await?;
+                delete_if_unchanged(&revision_api, &revision.metadata).await?;
             }
         }
         let api = self.pod_api(&key.namespace);
@@ -283,7 +282,7 @@ impl Controller {
             }
             let name = pod.metadata.name.as_deref().unwrap_or("");
             tracing::debug!(statefulset = %key, pod = name, "deleting pod of a deleted StatefulSet");
-            delete_if_uid(&api, name, pod.metadata.uid.as_deref().unwrap_or("")).await?;
+            delete_if_unchanged(&api, &pod.metadata).await?;
         }
         Ok(())
     }
