@@ -126,11 +126,17 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         memory_kib: node::memory_kib(),
     };
     let registered = retry("registering the node", || node::register(&client, &facts)).await;
-    let since = Timestamp::now();
-    retry("posting the node status", || {
-        node::post_status(&client, &facts, false, since)
-    })
-    .await;
+    // A restarted agent finds its Node Ready: posting NotReady until the network is checked
+    // again would make the node lifecycle controller mark every pod on it NotReady (and drop
+    // them from their Services) for the moment of a restart, which the kubelet does not do.
+    let ready_before = node::ready_since(&registered);
+    if ready_before.is_none() {
+        let since = Timestamp::now();
+        retry("posting the node status", || {
+            node::post_status(&client, &facts, false, since)
+        })
+        .await;
+    }
     tokio::spawn(node::renew_lease(
         client.clone(),
         args.node.clone(),
@@ -144,7 +150,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     if let Some(script) = routes::masquerade_script(args.cni, cluster_cidr) {
         nft(&script).context("loading the ip-masq table")?;
     }
-    let ready_since = Timestamp::now();
+    let ready_since = ready_before.unwrap_or_else(Timestamp::now);
     retry("posting the node status", || {
         node::post_status(&client, &facts, true, ready_since)
     })

@@ -135,6 +135,13 @@ pub async fn register(client: &kube::Client, facts: &NodeFacts) -> anyhow::Resul
     }
 }
 
+/// When the node's Ready condition turned True, if it is True now.
+pub fn ready_since(node: &Node) -> Option<Timestamp> {
+    let conditions = node.status.as_ref()?.conditions.as_ref()?;
+    let ready = conditions.iter().find(|c| c.type_ == "Ready" && c.status == "True")?;
+    Some(ready.last_transition_time.as_ref().map_or_else(Timestamp::now, |t| t.0))
+}
+
 /// Writes the node status (a heartbeat).
 pub async fn post_status(
     client: &kube::Client,
@@ -238,5 +245,18 @@ mod tests {
         let parsed: k8s_openapi::api::core::v1::NodeStatus = serde_json::from_value(status).unwrap();
         assert_eq!(parsed.allocatable.unwrap()["cpu"].0, "2");
         assert_eq!(micro_time(t), "2023-11-14T22:13:20.000000Z");
+    }
+
+    #[test]
+    fn ready_since_reads_only_a_true_ready_condition() {
+        let t = Timestamp::from_second(1_700_000_000).unwrap();
+        let with_status = |ready: bool| -> Node {
+            let status = node_status(&facts(Cni::Flannel), ready, t, t);
+            serde_json::from_value(json!({"metadata": {"name": "node1"}, "status": status})).unwrap()
+        };
+        assert_eq!(ready_since(&with_status(true)), Some(t));
+        assert_eq!(ready_since(&with_status(false)), None);
+        let fresh: Node = serde_json::from_value(json!({"metadata": {"name": "node1"}})).unwrap();
+        assert_eq!(ready_since(&fresh), None);
     }
 }

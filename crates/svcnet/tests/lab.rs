@@ -653,7 +653,10 @@ fn flannel_pods_connect_probe_and_survive_agent_restarts() {
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(std::fs::read_to_string(&pid_file).unwrap(), container_pid);
     assert_eq!(lab.pod("a1")["status"]["containerStatuses"][0]["restartCount"], 0);
-    assert!(is_ready(&lab.pod("a1")));
+    // Ready throughout, unless the restart outlasted the lease; then Ready again shortly.
+    wait_until("a1 Ready after the agent restart", Duration::from_secs(10), || {
+        is_ready(&lab.pod("a1"))
+    });
     assert!(lab.node_ready("node1"));
 
     // A stopped agent no longer renews its lease: NotReady after the grace period, Ready
@@ -663,6 +666,8 @@ fn flannel_pods_connect_probe_and_survive_agent_restarts() {
     wait_until("node3 NotReady", Duration::from_secs(15), || !lab.node_ready("node3"));
     run("kill", &["-CONT", &agent]);
     wait_until("node3 Ready again", Duration::from_secs(15), || lab.node_ready("node3"));
+    // The node lifecycle controller marked its pod NotReady; the agent writes Ready back.
+    wait_until("pod c Ready again", Duration::from_secs(15), || is_ready(&lab.pod("c")));
 
     lab.down();
     assert_all_gone(&lab, metric);
