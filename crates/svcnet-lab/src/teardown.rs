@@ -38,6 +38,9 @@ pub fn teardown(state: &LabState, stop_up: bool) -> Report {
     let mut extra_pids: Vec<u32> = state.agents.iter().map(|a| a.pid).collect();
     extra_pids.extend(pid_files(&state.data_dir.join("nodes")));
     let processes = kill_lab_processes(&namespaces, &extra_pids);
+    // Look again: an agent's sandbox thread may have added a pod namespace (or its bare mount
+    // point, when killed between the two) after the first look and before it died.
+    let namespaces = lab_namespaces(&state.prefix, &state.namespaces);
     let lines: Vec<String> = namespaces.iter().map(|ns| format!("netns delete {ns}")).collect();
     build::force_batch(None, &lines);
     remove_etc_netns(&state.prefix, &namespaces);
@@ -175,8 +178,14 @@ fn remove_etc_netns(prefix: &str, namespaces: &BTreeSet<String>) {
 }
 
 pub fn is_alive(pid: u32) -> bool {
-    // A zombie has no namespace links and no longer runs: count it as gone.
-    std::fs::read_link(format!("/proc/{pid}/ns/net")).is_ok()
+    // A zombie has no namespace links and no longer runs: count it as gone. Every thread is
+    // looked at, since a leader that has exited leaves its other threads running until they
+    // reach their own exit (an agent's sandbox thread finishing a system call).
+    let alive = |task: &Path| std::fs::read_link(task.join("ns/net")).is_ok();
+    match std::fs::read_dir(format!("/proc/{pid}/task")) {
+        Ok(tasks) => tasks.flatten().any(|task| alive(&task.path())),
+        Err(_) => alive(Path::new(&format!("/proc/{pid}"))),
+    }
 }
 
 /// Whether the process runs svcnet (guards against a recorded pid that was reused).
