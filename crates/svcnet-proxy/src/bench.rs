@@ -245,11 +245,17 @@ fn iptables_restore(netns: &BenchNetns, input: &str) -> anyhow::Result<Duration>
         .stderr(Stdio::piped())
         .spawn()
         .context("starting iptables-restore (apt-get install iptables)")?;
-    child.stdin.take().context("stdin")?.write_all(input.as_bytes())?;
+    // A missing iptables-restore shows as a closed pipe here; its exit status and stderr say
+    // what went wrong, so they are read before the write's error.
+    let written = child.stdin.take().context("stdin")?.write_all(input.as_bytes());
     let output = child.wait_with_output()?;
     if !output.status.success() {
-        bail!("iptables-restore: {}", String::from_utf8_lossy(&output.stderr).trim());
+        bail!(
+            "iptables-restore: {} (the peer needs the iptables package; --skip-iptables leaves it out)",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
     }
+    written.context("writing the rules to iptables-restore")?;
     Ok(start.elapsed())
 }
 
