@@ -427,7 +427,7 @@ fn sync_model(
         let slice_refs: Vec<&EndpointSlice> = slices.iter().map(|s| s.as_ref()).collect();
         let rebuilt = IncrementalModel::build(node, config, &service_refs, &slice_refs);
         *model = None;
-        let report = applier.sync(&rebuilt.ruleset())?;
+        let report = applier.sync_owned(rebuilt.ruleset())?;
         *model = Some(rebuilt);
         return Ok((report, None));
     };
