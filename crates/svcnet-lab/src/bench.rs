@@ -39,16 +39,34 @@ pub struct BenchLabArgs {
     /// How many times to start the lab (the start time is reported per run).
     #[arg(long, default_value_t = 3)]
     pub runs: u32,
+    #[command(flatten)]
+    pub lab: BenchLabFlags,
+}
+
+/// How a benchmark runs its lab: flags every lab benchmark shares.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchLabFlags {
     /// Host port of the benchmark lab's API server (0: a free one).
     #[arg(long, default_value_t = 0)]
     pub port: u16,
     /// Log filter of the lab's processes (SVCNET_LOG syntax), e.g. `error,svcnet_node=debug` to
-    /// see where a pod's start time goes in `nodes/<node>/agent.log`.
+    /// see where a pod's start time goes, or `error,svcnet_proxy=debug` for each proxy sync, in
+    /// `nodes/<node>/agent.log`.
     #[arg(long, default_value = "error")]
     pub log: String,
     /// Keep the lab's data dir (agent logs, pod directories) and print where it is.
     #[arg(long)]
     pub keep: bool,
+}
+
+impl BenchLabFlags {
+    /// Picks a free port when none was given.
+    pub fn pick_port(&mut self) -> anyhow::Result<()> {
+        if self.port == 0 {
+            self.port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        }
+        Ok(())
+    }
 }
 
 /// A `svcnet up` child, taken down (SIGTERM, then `svcnet down`) when dropped.
@@ -78,10 +96,15 @@ pub(crate) fn start_lab(exe: &Path, args: &BenchLabArgs, data_dir: &Path) -> any
     let started = Instant::now();
     let mut child = Command::new(exe)
         .args(["up", "--nodes", &args.nodes.to_string(), "--cni", args.cni.as_str()])
-        .args(["--listen", &format!("127.0.0.1:{}", args.port), "--name", &bench_name()])
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{}", args.lab.port),
+            "--name",
+            &bench_name(),
+        ])
         .arg("--data-dir")
         .arg(data_dir)
-        .env("SVCNET_LOG", &args.log)
+        .env("SVCNET_LOG", &args.lab.log)
         .stdout(Stdio::piped())
         .spawn()
         .context("starting svcnet up")?;
@@ -112,9 +135,7 @@ pub(crate) fn bench_name() -> String {
 
 pub async fn bench_lab(mut args: BenchLabArgs) -> anyhow::Result<String> {
     crate::require_root("svcnet bench lab")?;
-    if args.port == 0 {
-        args.port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    }
+    args.lab.pick_port()?;
     let exe = std::env::current_exe()?;
     let data_dir = std::env::temp_dir().join(format!("svcnet-bench-lab-{}", std::process::id()));
     let mut report = format!(
@@ -134,12 +155,12 @@ pub async fn bench_lab(mut args: BenchLabArgs) -> anyhow::Result<String> {
     ));
     if args.pods_per_node > 0 {
         let (lab, _) = start_lab(&exe, &args, &data_dir)?;
-        let client = svcnet_controllers::client_for(&format!("http://127.0.0.1:{}", args.port))?;
+        let client = svcnet_controllers::client_for(&format!("http://127.0.0.1:{}", args.lab.port))?;
         let result = pod_startup(&client, &args).await;
         drop(lab);
         report.push_str(&result?);
     }
-    if args.keep {
+    if args.lab.keep {
         report.push_str(&format!("data dir kept: {}\n", data_dir.display()));
     } else {
         let _ = std::fs::remove_dir_all(&data_dir);

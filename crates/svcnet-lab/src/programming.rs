@@ -23,7 +23,7 @@ use kube::api::{Api, PostParams};
 use kube::runtime::{watcher, watcher::Event};
 use serde_json::json;
 
-use crate::bench::{bench_name, is_ready, percentile, start_lab, BenchLabArgs};
+use crate::bench::{bench_name, is_ready, percentile, start_lab, BenchLabArgs, BenchLabFlags};
 use crate::plan::Cni;
 
 /// Connections stop after this long without reaching the new backend (the flip then counts as
@@ -50,24 +50,14 @@ pub struct BenchProgrammingArgs {
     /// endpoints that nobody answers on), so the proxy programs the flip into a big table.
     #[arg(long, default_value_t = 0)]
     pub services: u32,
-    /// Host port of the benchmark lab's API server (0: a free one).
-    #[arg(long, default_value_t = 0)]
-    pub port: u16,
-    /// Log filter of the lab's processes (SVCNET_LOG syntax), e.g. `error,svcnet_proxy=debug`
-    /// to see each sync in `nodes/<node>/agent.log`.
-    #[arg(long, default_value = "error")]
-    pub log: String,
-    /// Keep the lab's data dir (agent logs) and print where it is.
-    #[arg(long)]
-    pub keep: bool,
+    #[command(flatten)]
+    pub lab: BenchLabFlags,
 }
 
 /// Runs the benchmark and returns its report.
 pub async fn bench_programming(mut args: BenchProgrammingArgs) -> anyhow::Result<String> {
     crate::require_root("svcnet bench programming")?;
-    if args.port == 0 {
-        args.port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    }
+    args.lab.pick_port()?;
     let exe = std::env::current_exe()?;
     let data_dir = std::env::temp_dir().join(format!("svcnet-bench-programming-{}", std::process::id()));
     let lab_args = BenchLabArgs {
@@ -77,16 +67,17 @@ pub async fn bench_programming(mut args: BenchProgrammingArgs) -> anyhow::Result
         concurrency: 1,
         rate: 0.0,
         runs: 1,
-        port: args.port,
-        log: args.log.clone(),
-        keep: false,
+        lab: BenchLabFlags {
+            keep: false,
+            ..args.lab.clone()
+        },
     };
     let (lab, _) = start_lab(&exe, &lab_args, &data_dir)?;
     let name = bench_name();
     let marker = data_dir.join("prog-b-ready");
     let result = flips(&args, &format!("{name}-node1"), &marker).await;
     drop(lab);
-    if args.keep {
+    if args.lab.keep {
         return Ok(format!("{}data dir kept: {}\n", result?, data_dir.display()));
     }
     let _ = std::fs::remove_dir_all(&data_dir);
@@ -94,7 +85,7 @@ pub async fn bench_programming(mut args: BenchProgrammingArgs) -> anyhow::Result
 }
 
 async fn flips(args: &BenchProgrammingArgs, client_netns: &str, marker: &Path) -> anyhow::Result<String> {
-    let client = svcnet_controllers::client_for(&format!("http://127.0.0.1:{}", args.port))?;
+    let client = svcnet_controllers::client_for(&format!("http://127.0.0.1:{}", args.lab.port))?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let services: Api<Service> = Api::namespaced(client.clone(), "default");
     create_background(&client, args.services).await?;
