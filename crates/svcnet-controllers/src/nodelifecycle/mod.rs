@@ -226,7 +226,12 @@ impl Lifecycle {
             next.add(stale);
         }
         if let Some(wanted) = health::desired_taints(&node, now) {
-            tracing::info!(node = name, taints = ?wanted.iter().map(|t| format!("{}:{}", t.key, t.effect)).collect::<Vec<_>>(), "tainting");
+            let listed: Vec<String> = wanted.iter().map(|t| format!("{}:{}", t.key, t.effect)).collect();
+            if listed.is_empty() {
+                tracing::info!(node = name, "node taints lifted");
+            } else {
+                tracing::info!(node = name, taints = ?listed, "tainting");
+            }
             let taints = if wanted.is_empty() { Value::Null } else { json!(wanted) };
             node = self.patch_node(&node, json!({"taints": taints})).await?;
         }

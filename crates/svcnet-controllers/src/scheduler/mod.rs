@@ -148,7 +148,8 @@ impl Scheduler {
     /// `node` until the cache shows it.
     fn bound(&mut self, pod: &Pod, node: &str) {
         let (namespace, name) = names(pod);
-        tracing::info!(pod = %format!("{namespace}/{name}"), node, "bound");
+        // Per pod, as kube-scheduler's verbose level: the Scheduled event says it to users.
+        tracing::debug!(pod = %format!("{namespace}/{name}"), node, "bound");
         let message = format!("Successfully assigned {namespace}/{name} to {node}");
         self.events.publish(pod, NORMAL, "Scheduled", message);
         self.assumed
@@ -206,7 +207,8 @@ async fn report_unschedulable(client: &kube::Client, pod: &Pod, message: &str) -
         return Ok(false);
     };
     let (namespace, name) = names(pod);
-    tracing::info!(pod = %format!("{namespace}/{name}"), message, "unschedulable");
+    // Per pod and attempt; the FailedScheduling event says it to users.
+    tracing::debug!(pod = %format!("{namespace}/{name}"), message, "unschedulable");
     let patch = json!({
         "metadata": {"resourceVersion": pod.metadata.resource_version},
         "status": {"conditions": conditions},
