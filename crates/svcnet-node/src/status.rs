@@ -168,6 +168,25 @@ pub fn pod_status(inputs: &Inputs) -> Value {
     status
 }
 
+/// Whether the pod as the API has it still shows what the agent last wrote: its phase and the
+/// status of each condition it wrote. Another writer (the node lifecycle controller marking the
+/// pods of a NotReady node) may have changed them since; the kubelet's status manager then
+/// writes its status again, and so does the agent.
+pub fn api_shows(pod: &Pod, written: &Value) -> bool {
+    let Some(status) = pod.status.as_ref() else {
+        return false;
+    };
+    let phase_kept = written["phase"].as_str() == status.phase.as_deref();
+    let conditions = status.conditions.as_deref().unwrap_or_default();
+    let condition_kept = |wanted: &Value| {
+        conditions
+            .iter()
+            .any(|c| wanted["type"] == c.type_.as_str() && wanted["status"] == c.status.as_str())
+    };
+    let written_conditions = written["conditions"].as_array().map(Vec::as_slice).unwrap_or_default();
+    phase_kept && written_conditions.iter().all(condition_kept)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +210,37 @@ mod tests {
             ready,
             started: true,
         }
+    }
+
+    #[test]
+    fn a_status_changed_by_another_writer_is_noticed() {
+        let running = view(State::Running { started_at: at(0) }, true);
+        let containers = [running];
+        let mut inputs = Inputs {
+            pod: &pod("Always"),
+            pod_ip: Some("10.244.1.5".parse().unwrap()),
+            host_ip: "192.168.77.11".parse().unwrap(),
+            start_time: at(0),
+            containers: &containers,
+            now: at(1),
+        };
+        let written = pod_status(&inputs);
+        let with_status = |status: &Value| -> Pod {
+            let mut p = pod("Always");
+            p.status = Some(serde_json::from_value(status.clone()).unwrap());
+            p
+        };
+        assert!(api_shows(&with_status(&written), &written));
+        assert!(!api_shows(&pod("Always"), &written));
+        // The node lifecycle controller marks the pod NotReady in the same second.
+        let mut marked = written.clone();
+        marked["conditions"][2]["status"] = json!("False");
+        let marked = with_status(&marked);
+        assert!(!api_shows(&marked, &written));
+        // Computed again from the marked pod, the status equals the one last written (same
+        // second), which is why the agent must look at the API's copy and not only its own.
+        inputs.pod = &marked;
+        assert_eq!(pod_status(&inputs), written);
     }
 
     fn at(s: i64) -> Timestamp {

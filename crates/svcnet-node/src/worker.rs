@@ -452,6 +452,13 @@ impl PodRun {
             containers: &views,
             now: Timestamp::now(),
         });
+        if self
+            .last_status
+            .as_ref()
+            .is_some_and(|last| !crate::status::api_shows(pod, last))
+        {
+            self.last_status = None;
+        }
         if self.last_status.as_ref() == Some(&status) {
             self.dirty = false;
             return;
