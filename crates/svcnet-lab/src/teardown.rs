@@ -181,11 +181,8 @@ pub fn is_alive(pid: u32) -> bool {
     // A zombie has no namespace links and no longer runs: count it as gone. Every thread is
     // looked at, since a leader that has exited leaves its other threads running until they
     // reach their own exit (an agent's sandbox thread finishing a system call).
-    let alive = |task: &Path| std::fs::read_link(task.join("ns/net")).is_ok();
-    match std::fs::read_dir(format!("/proc/{pid}/task")) {
-        Ok(tasks) => tasks.flatten().any(|task| alive(&task.path())),
-        Err(_) => alive(Path::new(&format!("/proc/{pid}"))),
-    }
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .is_ok_and(|mut tasks| tasks.any(|task| task.is_ok_and(|t| t.path().join("ns/net").read_link().is_ok())))
 }
 
 /// Whether the process runs svcnet (guards against a recorded pid that was reused).

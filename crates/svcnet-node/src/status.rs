@@ -214,17 +214,9 @@ mod tests {
 
     #[test]
     fn a_status_changed_by_another_writer_is_noticed() {
-        let running = view(State::Running { started_at: at(0) }, true);
-        let containers = [running];
-        let mut inputs = Inputs {
-            pod: &pod("Always"),
-            pod_ip: Some("10.244.1.5".parse().unwrap()),
-            host_ip: "192.168.77.11".parse().unwrap(),
-            start_time: at(0),
-            containers: &containers,
-            now: at(1),
-        };
-        let written = pod_status(&inputs);
+        let containers = [view(State::Running { started_at: at(0) }, true)];
+        let fresh = pod("Always");
+        let written = pod_status(&inputs(&fresh, &containers, at(1)));
         let with_status = |status: &Value| -> Pod {
             let mut p = pod("Always");
             p.status = Some(serde_json::from_value(status.clone()).unwrap());
@@ -239,8 +231,19 @@ mod tests {
         assert!(!api_shows(&marked, &written));
         // Computed again from the marked pod, the status equals the one last written (same
         // second), which is why the agent must look at the API's copy and not only its own.
-        inputs.pod = &marked;
-        assert_eq!(pod_status(&inputs), written);
+        assert_eq!(pod_status(&inputs(&marked, &containers, at(1))), written);
+    }
+
+    /// Inputs of a pod on node 192.168.77.11 with IP 10.244.1.5, started at `at(0)`.
+    fn inputs<'a>(pod: &'a Pod, containers: &'a [ContainerView], now: Timestamp) -> Inputs<'a> {
+        Inputs {
+            pod,
+            pod_ip: Some("10.244.1.5".parse().unwrap()),
+            host_ip: "192.168.77.11".parse().unwrap(),
+            start_time: at(0),
+            containers,
+            now,
+        }
     }
 
     fn at(s: i64) -> Timestamp {
@@ -285,14 +288,7 @@ mod tests {
     fn ready_status_with_addresses_and_stable_transition_times() {
         let p = pod("Always");
         let containers = [view(State::Running { started_at: at(0) }, true)];
-        let inputs = Inputs {
-            pod: &p,
-            pod_ip: Some("10.244.1.5".parse().unwrap()),
-            host_ip: "192.168.77.11".parse().unwrap(),
-            start_time: at(0),
-            containers: &containers,
-            now: at(5),
-        };
+        let inputs = inputs(&p, &containers, at(5));
         let status = pod_status(&inputs);
         assert_eq!(status["phase"], "Running");
         assert_eq!(status["podIP"], "10.244.1.5");

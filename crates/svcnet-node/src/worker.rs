@@ -452,14 +452,9 @@ impl PodRun {
             containers: &views,
             now: Timestamp::now(),
         });
-        if self
-            .last_status
-            .as_ref()
-            .is_some_and(|last| !crate::status::api_shows(pod, last))
-        {
-            self.last_status = None;
-        }
-        if self.last_status.as_ref() == Some(&status) {
+        // Unchanged only if the API's copy still shows it too: another writer (the node
+        // lifecycle controller) may have changed it since.
+        if self.last_status.as_ref() == Some(&status) && crate::status::api_shows(pod, &status) {
             self.dirty = false;
             return;
         }
