@@ -6,12 +6,13 @@
 //!
 //! ```text
 //! nat-prerouting / nat-output ─ jump services
-//!   services:  ip daddr . l4proto . dport  vmap @service-ips      → goto svc-<port> | ext-<port>
+//!   services:  ip daddr . l4proto . dport  vmap @service-ips
+//!                  cluster IPs → jump pick-<port> (returns here), others → goto ext-<port>
 //!              ip daddr @nodeport-ips  l4proto . dport vmap @service-nodeports → goto ext-<port>
-//!   svc-<port>: masquerade mark for sources outside the pod network, jump pick-<port>,
-//!               goto endpoint-dnat
-//!   ext-<port>: Cluster: mark + the same;  Local: pod / host short-circuits, then
-//!               jump pick-local-<port>, goto endpoint-dnat
+//!              ip daddr . l4proto . dport @cluster-frontends → goto cluster-ip
+//!   cluster-ip: masquerade mark for sources outside the pod network, goto endpoint-dnat
+//!   ext-<port>: Cluster: mark, jump pick-<port>, goto endpoint-dnat;  Local: pod / host
+//!               short-circuits (goto all-<port>), then jump pick-local-<port>, goto endpoint-dnat
 //!   pick-[local-]<port>: ct mark set numgen inc mod N offset B   (or random, or jhash for
 //!               Maglev); empty when the pool is
 //!   endpoint-dnat: dnat to ct mark map @endpoints (one shared rule and map, the port's slots
@@ -31,6 +32,11 @@
 //! reason keeps "no endpoints" in plain sets rather than in verdict maps. Session affinity keeps
 //! `client . pool-base → slot` in the dynamic `affinity` map with per-element timeouts, using
 //! the connection mark as the register that carries the slot into the DNAT lookup.
+//!
+//! A cluster IP has no chain of its own: what its chain would hold is the same for every
+//! Service, so the shared `cluster-ip` chain does it after the pick chain returns. Kernel time
+//! of a full load grows with the number of chains (about 45 µs each), and most Services have
+//! only a cluster IP, so this halves the chains of a typical table.
 
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -69,6 +75,10 @@ pub const AFFINITY: &str = "affinity";
 pub const HAIRPIN: &str = "hairpin";
 /// The chain both nat hooks jump to.
 pub const SERVICES_CHAIN: &str = "services";
+/// Cluster IP frontends (`ip . proto . port`), whose pick chain returns to `services`.
+pub const CLUSTER_FRONTENDS: &str = "cluster-frontends";
+/// What follows the pick for every cluster IP: the masquerade mark, then the DNAT.
+pub const CLUSTER_IP_CHAIN: &str = "cluster-ip";
 /// Sets the masquerade bit.
 pub const MARK_FOR_MASQUERADE: &str = "mark-for-masquerade";
 /// The one DNAT rule: `ct mark` (set by a selection rule) → `endpoints`. One shared rule, not
@@ -96,7 +106,7 @@ pub fn desired<S: Borrow<Service>, E: Borrow<EndpointSlice>>(
 
 /// The table for already-extracted Service ports (what `desired` does after reading the objects).
 pub fn ruleset_for(ports: &[ServicePort], node: &NodeInfo, config: &ModelConfig) -> Ruleset {
-    let mut rules = base_ruleset(node);
+    let mut rules = base_ruleset(node, config);
     let ids = port_ids(ports.iter().map(|p| &p.name));
     for port in ports {
         let Some(id) = ids.get(&port.name) else { continue };
@@ -106,10 +116,11 @@ pub fn ruleset_for(ports: &[ServicePort], node: &NodeInfo, config: &ModelConfig)
 }
 
 /// Sets, maps and hook chains that exist whatever the Services are.
-pub(crate) fn base_ruleset(node: &NodeInfo) -> Ruleset {
+pub(crate) fn base_ruleset(node: &NodeInfo, config: &ModelConfig) -> Ruleset {
     let mut rules = Ruleset::default();
     let frontend = "ipv4_addr . inet_proto . inet_service";
     rules.set(SERVICE_IPS, Set::new(frontend, Some("verdict")));
+    rules.set(CLUSTER_FRONTENDS, Set::new(frontend, None));
     rules.set(
         SERVICE_NODEPORTS,
         Set::new("inet_proto . inet_service", Some("verdict")),
@@ -152,8 +163,15 @@ pub(crate) fn base_ruleset(node: &NodeInfo) -> Ruleset {
         rules: vec![
             format!("ip daddr . meta l4proto . th dport vmap @{SERVICE_IPS}"),
             format!("ip daddr @{NODEPORT_IPS} meta l4proto . th dport vmap @{SERVICE_NODEPORTS}"),
+            format!("ip daddr . meta l4proto . th dport @{CLUSTER_FRONTENDS} goto {CLUSTER_IP_CHAIN}"),
         ],
     };
+    let mut cluster_ip = Vec::new();
+    if let Some(cidr) = config.cluster_cidr {
+        cluster_ip.push(format!("ip saddr != {cidr} jump {MARK_FOR_MASQUERADE}"));
+    }
+    cluster_ip.push(format!("goto {ENDPOINT_DNAT_CHAIN}"));
+    rules.chain(CLUSTER_IP_CHAIN).rules = cluster_ip;
     *rules.chain("nat-postrouting") = Chain {
         hook: hook("nat", "postrouting", 100),
         rules: vec![
@@ -237,7 +255,7 @@ fn fnv32(text: &str) -> u32 {
         .fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
 }
 
-/// Chain names: `svc-`, `ext-` and `all-` + `namespace/name/protocol/port`.
+/// Chain names: `pick-`, `pick-local-`, `ext-` and `all-` + `namespace/name/protocol/port`.
 pub fn chain_name(kind: &str, port: &ServicePortName) -> String {
     format!("{kind}-{port}")
 }
@@ -245,7 +263,6 @@ pub fn chain_name(kind: &str, port: &ServicePortName) -> String {
 pub(crate) fn add_service_port(rules: &mut Ruleset, port: &ServicePort, id: u16, config: &ModelConfig) {
     let proto = port.name.protocol;
     let number = port.name.port;
-    let svc_chain = chain_name("svc", &port.name);
     let cluster_pool = port.cluster_pool();
     let local_pool = port.local_pool();
     let cluster_base = u32::from(id) << 16;
@@ -263,18 +280,14 @@ pub(crate) fn add_service_port(rules: &mut Ruleset, port: &ServicePort, id: u16,
     } else {
         (&cluster_pool, cluster_base)
     };
-    let mut svc = Vec::new();
-    if let Some(cidr) = config.cluster_cidr {
-        svc.push(format!("ip saddr != {cidr} jump {MARK_FOR_MASQUERADE}"));
-    }
-    svc.extend(pick(rules, port, internal_pool, internal_base));
-    rules.chain(&svc_chain).rules = svc;
     if let Some(ip) = port.cluster_ip {
+        let pick_chain = pick_chain(rules, port, internal_pool, internal_base);
         rules.element(
             SERVICE_IPS,
             format!("{ip} . {proto} . {number}"),
-            format!("goto {svc_chain}"),
+            format!("jump {pick_chain}"),
         );
+        rules.element(CLUSTER_FRONTENDS, format!("{ip} . {proto} . {number}"), "");
         if internal_pool.is_empty() {
             rules.element(no_endpoint, format!("{ip} . {proto} . {number}"), "");
         }
@@ -289,14 +302,9 @@ pub(crate) fn add_service_port(rules: &mut Ruleset, port: &ServicePort, id: u16,
     let external_pool_empty;
     if port.external_local {
         // The short-circuit target: every endpoint, as policy Cluster would use.
-        let all_chain = if port.internal_local {
-            let name = chain_name("all", &port.name);
-            let all_rules = pick(rules, port, &cluster_pool, cluster_base);
-            rules.chain(&name).rules = all_rules;
-            name
-        } else {
-            svc_chain.clone()
-        };
+        let all_chain = chain_name("all", &port.name);
+        let all_rules = pick(rules, port, &cluster_pool, cluster_base);
+        rules.chain(&all_chain).rules = all_rules;
         if let Some(cidr) = config.cluster_cidr {
             // Pods reach every endpoint, unmasqueraded, as upstream does.
             ext.push(format!("ip saddr {cidr} goto {all_chain}"));
@@ -344,6 +352,12 @@ pub(crate) fn add_service_port(rules: &mut Ruleset, port: &ServicePort, id: u16,
 /// holds; an empty pool leaves the pick chain empty, the DNAT finds no slot, and the filter
 /// side rejects or drops.
 fn pick(rules: &mut Ruleset, port: &ServicePort, pool: &[&Endpoint], base: u32) -> Vec<String> {
+    let name = pick_chain(rules, port, pool, base);
+    vec![format!("jump {name}"), format!("goto {ENDPOINT_DNAT_CHAIN}")]
+}
+
+/// Fills the pool's pick chain (the same rules however often it is asked for) and names it.
+fn pick_chain(rules: &mut Ruleset, port: &ServicePort, pool: &[&Endpoint], base: u32) -> String {
     let kind = if base & LOCAL_POOL_BIT != 0 {
         "pick-local"
     } else {
@@ -352,7 +366,7 @@ fn pick(rules: &mut Ruleset, port: &ServicePort, pool: &[&Endpoint], base: u32) 
     let name = chain_name(kind, &port.name);
     let pick_rules = selection(rules, port, pool, base);
     rules.chain(&name).rules = pick_rules;
-    vec![format!("jump {name}"), format!("goto {ENDPOINT_DNAT_CHAIN}")]
+    name
 }
 
 /// The pick chain's rules: set the connection mark to one of the pool's slots, without a

@@ -92,7 +92,7 @@ struct ServiceEntry {
 impl IncrementalModel {
     /// An empty model (no Services) for this node and config.
     pub fn new(node: NodeInfo, config: ModelConfig) -> IncrementalModel {
-        let base = base_ruleset(&node);
+        let base = base_ruleset(&node, &config);
         let mut declarations = base.clone();
         declarations.chains.clear();
         for set in declarations.sets.values_mut() {

@@ -163,7 +163,7 @@ fn element_count(nft: &Nft, set: &str) -> usize {
     };
     let body = &text[start..];
     let body = &body[..body.find("\n\t}").unwrap_or(body.len())];
-    body.matches(" : goto ").count()
+    body.matches(" : goto ").count() + body.matches(" : jump ").count()
 }
 
 #[test]
@@ -176,7 +176,7 @@ fn full_load_increment_restart_and_removal() {
     let report = applier.sync(&first).unwrap();
     assert!(report.full && report.changed);
     let listing = nft.list_table().unwrap().expect("table loaded");
-    assert!(listing.contains("chain svc-default/web/tcp/80"), "{listing}");
+    assert!(listing.contains("chain pick-default/web/tcp/80"), "{listing}");
     assert_eq!(element_count(&nft, "service-ips"), 7);
 
     // One endpoint replaced: an increment, elements only.
@@ -193,13 +193,13 @@ fn full_load_increment_restart_and_removal() {
     // A Service removed: its chain goes.
     let third = desired(&services[1..], &slices2[1..], &node(), &config());
     applier.sync(&third).unwrap();
-    assert!(!nft.list_table().unwrap().unwrap().contains("svc-default/web/tcp/80"));
+    assert!(!nft.list_table().unwrap().unwrap().contains("pick-default/web/tcp/80"));
 
     // Restart: a new applier converges from the live table, even to a different state.
     let mut restarted = Applier::new(nft.clone());
     assert!(restarted.sync(&second).unwrap().full);
     let listing = nft.list_table().unwrap().unwrap();
-    assert!(listing.contains("chain svc-default/web/tcp/80"));
+    assert!(listing.contains("chain pick-default/web/tcp/80"));
     assert_eq!(element_count(&nft, "service-ips"), 7);
 
     restarted.delete_table().unwrap();
