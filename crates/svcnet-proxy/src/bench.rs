@@ -290,24 +290,72 @@ impl Drop for Backend {
 
 /// p50 and p99 of `count` connects to `target` from the client address.
 fn connect_latency(netns: &BenchNetns, target: SocketAddr, count: usize) -> anyhow::Result<(Duration, Duration)> {
-    let samples = netns.run(move || -> anyhow::Result<Vec<Duration>> {
-        let mut samples = Vec::with_capacity(count);
+    let pairs = connect_latencies(netns, vec![target], count)?;
+    Ok(pairs[0])
+}
+
+/// p50 and p99 of `count` connects to each target, taken in turns (one to each target, then
+/// again) so that a change in the machine's load falls on every target alike.
+fn connect_latencies(
+    netns: &BenchNetns,
+    targets: Vec<SocketAddr>,
+    count: usize,
+) -> anyhow::Result<Vec<(Duration, Duration)>> {
+    let samples = netns.run(move || -> anyhow::Result<Vec<Vec<Duration>>> {
+        let mut samples = vec![Vec::with_capacity(count); targets.len()];
         let deadline = Instant::now() + Duration::from_secs(120);
         for _ in 0..count {
             if Instant::now() > deadline {
                 break;
             }
-            let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
-            socket.bind(&SocketAddr::from((CLIENT, 0)).into())?;
-            // RST on close: no TIME_WAIT pile-up over thousands of connections.
-            socket.set_linger(Some(Duration::ZERO))?;
-            let start = Instant::now();
-            socket.connect_timeout(&target.into(), Duration::from_secs(2))?;
-            samples.push(start.elapsed());
+            for (target, samples) in targets.iter().zip(&mut samples) {
+                samples.push(time_connect(*target)?);
+            }
         }
         Ok(samples)
     })??;
-    Ok((percentile(&samples, 50), percentile(&samples, 99)))
+    Ok(samples
+        .iter()
+        .map(|samples| (percentile(samples, 50), percentile(samples, 99)))
+        .collect())
+}
+
+/// One connect from the client address to `target`.
+fn time_connect(target: SocketAddr) -> anyhow::Result<Duration> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    socket.bind(&SocketAddr::from((CLIENT, 0)).into())?;
+    // RST on close: no TIME_WAIT pile-up over thousands of connections.
+    socket.set_linger(Some(Duration::ZERO))?;
+    let start = Instant::now();
+    socket.connect_timeout(&target.into(), Duration::from_secs(2))?;
+    Ok(start.elapsed())
+}
+
+/// Connect latency through one static DNAT rule (the least any NAT-based proxy can do, so the
+/// kernel's floor for the "within 10 % of direct" goal), beside direct connects in turns.
+fn dnat_floor(args: &BenchProxyArgs, report: &mut Report) -> anyhow::Result<()> {
+    let netns = BenchNetns::new("floor")?;
+    let _backend = Backend::start(&netns)?;
+    let target = SocketAddr::from((cluster_ip(0), 80));
+    let script = format!(
+        "table ip floor {{\n\tchain output {{\n\t\ttype nat hook output priority -100; policy accept;\n\t\tip daddr {} tcp dport 80 dnat to {BACKEND}:{BACKEND_PORT}\n\t}}\n}}\n",
+        target.ip()
+    );
+    Nft {
+        netns: Some(netns.name.clone()),
+    }
+    .run_script(&script)?;
+    let direct = SocketAddr::from((BACKEND, BACKEND_PORT));
+    let measured = connect_latencies(&netns, vec![direct, target], args.connects)?;
+    let _ = writeln!(
+        report,
+        "\nKernel floor, one static `dnat` rule and nothing else (connects in turns): direct {} / {}, through the rule {} / {} (p50 / p99)\n",
+        micros(measured[0].0),
+        micros(measured[0].1),
+        micros(measured[1].0),
+        micros(measured[1].1)
+    );
+    Ok(())
 }
 
 fn percentile(samples: &[Duration], p: usize) -> Duration {
@@ -337,6 +385,7 @@ pub fn run(args: BenchProxyArgs) -> anyhow::Result<String> {
     );
     sync_section(&args, &mut report)?;
     latency_section(&args, &mut report)?;
+    dnat_floor(&args, &mut report)?;
     report.flush();
     Ok(String::new())
 }
@@ -510,8 +559,9 @@ fn latency_section(args: &BenchProxyArgs, report: &mut Report) -> anyhow::Result
             .sync(&desired(&services, &slices, &node(), &model_config()))?
             .duration;
         let target = SocketAddr::from((cluster_ip(count - 1), 80));
-        let direct = connect_latency(&netns, SocketAddr::from((BACKEND, BACKEND_PORT)), args.connects)?;
-        let through = connect_latency(&netns, target, args.connects)?;
+        let direct_target = SocketAddr::from((BACKEND, BACKEND_PORT));
+        let measured = connect_latencies(&netns, vec![direct_target, target], args.connects)?;
+        let (direct, through) = (measured[0], measured[1]);
         drop(netns);
         let (peer, peer_load) = if args.skip_iptables || count > args.iptables_max_services {
             ("not run".to_string(), "not run".to_string())
