@@ -171,6 +171,7 @@ where
         let (mut items, mut bytes) = (usize::MAX, 0);
         for _ in 0..times {
             let listed = fetch().await?;
+            tracing::debug!(took = ?listed.took, items = listed.items, "list timed");
             latencies.push(listed.took);
             items = items.min(listed.items);
             bytes = listed.bytes;

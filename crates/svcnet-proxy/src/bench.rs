@@ -129,7 +129,7 @@ fn endpoint_ip(j: usize) -> Ipv4Addr {
 
 /// `count` Services with `per` endpoints each; the last one's only endpoint is the real
 /// backend, so it sits last in kube-proxy's KUBE-SERVICES list (its worst case).
-fn objects(count: usize, per: usize) -> (Vec<Service>, Vec<EndpointSlice>) {
+pub fn objects(count: usize, per: usize) -> (Vec<Service>, Vec<EndpointSlice>) {
     let mut services = Vec::with_capacity(count);
     let mut slices = Vec::with_capacity(count);
     for i in 0..count {
@@ -159,14 +159,16 @@ fn objects(count: usize, per: usize) -> (Vec<Service>, Vec<EndpointSlice>) {
     (services, slices)
 }
 
-fn node() -> NodeInfo {
+/// The node the synthetic tables are computed for.
+pub fn node() -> NodeInfo {
     NodeInfo {
         name: "node1".into(),
         ips: vec![Ipv4Addr::new(192, 168, 77, 11)],
     }
 }
 
-fn model_config() -> ModelConfig {
+/// The model configuration of the synthetic tables (the lab's cluster CIDR).
+pub fn model_config() -> ModelConfig {
     ModelConfig {
         cluster_cidr: "10.244.0.0/16".parse().ok(),
         ..ModelConfig::default()

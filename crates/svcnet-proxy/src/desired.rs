@@ -40,13 +40,14 @@
 
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 use crate::config::{Algorithm, ModelConfig, NodeInfo};
 use crate::maglev;
-use crate::ruleset::{Chain, Ruleset, Set};
+use crate::ruleset::{Chain, Ruleset, Set, Union};
 use crate::services::{service_ports, Endpoint, ServicePort, ServicePortName};
 
 /// Cluster IPs, external IPs and VIP load-balancer IPs → the port's chain.
@@ -106,13 +107,30 @@ pub fn desired<S: Borrow<Service>, E: Borrow<EndpointSlice>>(
 
 /// The table for already-extracted Service ports (what `desired` does after reading the objects).
 pub fn ruleset_for(ports: &[ServicePort], node: &NodeInfo, config: &ModelConfig) -> Ruleset {
-    let mut rules = base_ruleset(node, config);
+    let base = base_ruleset(node, config);
+    // Each port is written into a small work table (its sets declared, nothing else) and moved
+    // into the union from there.
+    let mut work = declarations(&base);
+    let mut union = Union::new(base);
     let ids = port_ids(ports.iter().map(|p| &p.name));
     for port in ports {
         let Some(id) = ids.get(&port.name) else { continue };
-        add_service_port(&mut rules, port, *id, config);
+        add_service_port(&mut work, port, *id, config);
+        union.take(&mut work);
     }
-    rules
+    union.finish()
+}
+
+/// `rules`' sets without their elements, and no chains: the start of a Service's share.
+pub(crate) fn declarations(rules: &Ruleset) -> Ruleset {
+    Ruleset {
+        sets: rules
+            .sets
+            .iter()
+            .map(|(name, set)| (name.clone(), set.without_elements()))
+            .collect(),
+        chains: Default::default(),
+    }
 }
 
 /// Sets, maps and hook chains that exist whatever the Services are.
@@ -390,11 +408,11 @@ fn selection(rules: &mut Ruleset, port: &ServicePort, pool: &[&Endpoint], base: 
         rules.element(
             ENDPOINTS,
             slot_key(base + 1 + slot as u32),
-            format!("{} . {}", endpoint.ip, endpoint.port),
+            endpoint_text(endpoint.ip, endpoint.port),
         );
     }
     for endpoint in pool {
-        rules.element(HAIRPIN, format!("{ip} . {ip}", ip = endpoint.ip), "");
+        rules.element(HAIRPIN, hairpin_text(endpoint.ip), "");
     }
     let count = slots.len();
     let first = base + 1;
@@ -436,5 +454,81 @@ fn selection(rules: &mut Ruleset, port: &ServicePort, pool: &[&Endpoint], base: 
 
 /// A slot key as nft prints marks.
 fn slot_key(key: u32) -> String {
-    format!("{key:#010x}")
+    let mut text = String::with_capacity(10);
+    text.push_str("0x");
+    for shift in (0..8).rev() {
+        let digit = (key >> (shift * 4)) & 0xf;
+        text.push(char::from_digit(digit, 16).unwrap_or('0'));
+    }
+    text
+}
+
+// The element texts written once per endpoint are formatted by hand: std's `Display` for
+// addresses goes through the formatter's padding logic per octet, which was a fifth of the
+// model's time at 100,000 endpoints.
+
+/// `ip . port`, an `endpoints` map value.
+fn endpoint_text(ip: Ipv4Addr, port: u16) -> String {
+    let mut text = String::with_capacity(24);
+    push_ipv4(&mut text, ip);
+    text.push_str(" . ");
+    push_decimal(&mut text, u32::from(port));
+    text
+}
+
+/// `ip . ip`, a `hairpin` set element.
+fn hairpin_text(ip: Ipv4Addr) -> String {
+    let mut text = String::with_capacity(32);
+    push_ipv4(&mut text, ip);
+    text.push_str(" . ");
+    push_ipv4(&mut text, ip);
+    text
+}
+
+fn push_ipv4(text: &mut String, ip: Ipv4Addr) {
+    for (i, octet) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            text.push('.');
+        }
+        push_decimal(text, u32::from(octet));
+    }
+}
+
+fn push_decimal(text: &mut String, mut n: u32) {
+    let mut digits = [0u8; 10];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    text.extend(digits[start..].iter().map(|d| char::from(*d)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hand_formatted_texts_match_std_formatting() {
+        for ip in [
+            "0.0.0.0",
+            "10.244.1.9",
+            "192.168.100.255",
+            "255.255.255.255",
+            "1.20.103.0",
+        ] {
+            let ip: Ipv4Addr = ip.parse().unwrap();
+            for port in [0u16, 9, 80, 8080, 65535] {
+                assert_eq!(endpoint_text(ip, port), format!("{ip} . {port}"));
+            }
+            assert_eq!(hairpin_text(ip), format!("{ip} . {ip}"));
+        }
+        for key in [0u32, 1, 0x10000, 0x8001_0003, u32::MAX] {
+            assert_eq!(slot_key(key), format!("{key:#010x}"));
+        }
+    }
 }

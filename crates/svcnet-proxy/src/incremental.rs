@@ -15,8 +15,8 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 use crate::config::{ModelConfig, NodeInfo};
-use crate::desired::{add_service_port, base_ruleset, preferred_id, HAIRPIN};
-use crate::ruleset::{Ruleset, Set};
+use crate::desired::{add_service_port, base_ruleset, declarations, preferred_id, HAIRPIN};
+use crate::ruleset::{Ruleset, Union};
 use crate::services::{ports_of_service, slice_service, ServicePort, ServicePortName};
 
 /// `(namespace, name)` of a Service.
@@ -41,10 +41,16 @@ impl Delta {
     /// Adds empty declarations so that both sides name the same sets.
     fn align(&mut self) {
         for (name, set) in &self.before.sets {
-            self.after.sets.entry(name.clone()).or_insert_with(|| declaration(set));
+            self.after
+                .sets
+                .entry(name.clone())
+                .or_insert_with(|| set.without_elements());
         }
         for (name, set) in &self.after.sets {
-            self.before.sets.entry(name.clone()).or_insert_with(|| declaration(set));
+            self.before
+                .sets
+                .entry(name.clone())
+                .or_insert_with(|| set.without_elements());
         }
     }
 }
@@ -93,11 +99,7 @@ impl IncrementalModel {
     /// An empty model (no Services) for this node and config.
     pub fn new(node: NodeInfo, config: ModelConfig) -> IncrementalModel {
         let base = base_ruleset(&node, &config);
-        let mut declarations = base.clone();
-        declarations.chains.clear();
-        for set in declarations.sets.values_mut() {
-            set.elements.clear();
-        }
+        let declarations = declarations(&base);
         IncrementalModel {
             node,
             config,
@@ -178,14 +180,14 @@ impl IncrementalModel {
 
     /// The whole table: base, every fragment and the shared elements.
     pub fn ruleset(&self) -> Ruleset {
-        let mut rules = self.base.clone();
+        let mut union = Union::new(self.base.clone());
         for entry in self.services.values() {
-            merge(&mut rules, &entry.fragment);
+            union.add(&entry.fragment);
         }
         for element in self.hairpin.keys() {
-            rules.element(HAIRPIN, element.clone(), "");
+            union.element(HAIRPIN, element.clone(), String::new());
         }
-        rules
+        union.finish()
     }
 
     /// Every programmed Service port, in no particular order.
@@ -267,7 +269,7 @@ impl IncrementalModel {
     /// delta. An element that leaves one Service and joins another lands on both sides, which is
     /// no change.
     fn count_hairpin(&mut self, old: &[String], new: &[String], delta: &mut Delta) {
-        let declaration = || declaration(&self.declarations.sets[HAIRPIN]);
+        let declaration = || self.declarations.sets[HAIRPIN].without_elements();
         for element in old {
             let Some(count) = self.hairpin.get_mut(element) else {
                 continue;
@@ -324,18 +326,10 @@ pub fn service_key(service: &Service) -> ServiceKey {
     )
 }
 
-/// A set's declaration without its elements.
-fn declaration(set: &Set) -> Set {
-    Set {
-        elements: Default::default(),
-        ..set.clone()
-    }
-}
-
 /// Adds `part`'s elements and chains to `into`, declaring its sets there when missing.
 fn merge(into: &mut Ruleset, part: &Ruleset) {
     for (name, set) in &part.sets {
-        let target = into.sets.entry(name.clone()).or_insert_with(|| declaration(set));
+        let target = into.sets.entry(name.clone()).or_insert_with(|| set.without_elements());
         target
             .elements
             .extend(set.elements.iter().map(|(k, v)| (k.clone(), v.clone())));
