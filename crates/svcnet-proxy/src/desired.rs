@@ -113,9 +113,15 @@ pub fn ruleset_for(ports: &[ServicePort], node: &NodeInfo, config: &ModelConfig)
     let mut work = declarations(&base);
     let mut union = Union::new(base);
     let ids = port_ids(ports.iter().map(|p| &p.name));
-    for port in ports {
-        let Some(id) = ids.get(&port.name) else { continue };
-        add_service_port(&mut work, port, *id, config);
+    // In id order, the `endpoints` map's slot keys (the id in the high bits) arrive sorted,
+    // which the union's final sort finds as one run.
+    let mut by_id: Vec<(u16, &ServicePort)> = ports
+        .iter()
+        .filter_map(|port| ids.get(&port.name).map(|id| (*id, port)))
+        .collect();
+    by_id.sort_by_key(|(id, _)| *id);
+    for (id, port) in by_id {
+        add_service_port(&mut work, port, id, config);
         union.take(&mut work);
     }
     union.finish()
