@@ -208,20 +208,29 @@ async fn pod_startup(client: &kube::Client, args: &BenchLabArgs) -> anyhow::Resu
         .delete_collection(&DeleteParams::default(), &Default::default())
         .await;
     Ok(format!(
-        "pod create -> Ready, {} pods ({} created in {:.1} s, {}): p50 {:.0?}, p99 {:.0?}, max {:.0?} (goal p99 < 200 ms)\n  \
-         of which create -> bound: p50 {:.0?}, p99 {:.0?}; bound -> Ready: p50 {:.0?}, p99 {:.0?}\n",
+        "pod create -> Ready, {} pods ({} created in {:.1} s, {}): p50 {}, p99 {}, max {} (goal p99 < 200 ms)\n  \
+         of which create -> bound: p50 {}, p99 {}; bound -> Ready: p50 {}, p99 {}\n",
         latencies.len(),
         total,
         create_time.as_secs_f64(),
-        if rate > 0.0 { format!("paced at {rate}/s") } else { format!("{} in flight", args.concurrency) },
-        percentile(&latencies, 50),
-        percentile(&latencies, 99),
-        latencies.last().copied().unwrap_or_default(),
-        percentile(&scheduling, 50),
-        percentile(&scheduling, 99),
-        percentile(&on_node, 50),
-        percentile(&on_node, 99),
+        if rate > 0.0 {
+            format!("paced at {rate}/s")
+        } else {
+            format!("{} in flight", args.concurrency)
+        },
+        millis(percentile(&latencies, 50)),
+        millis(percentile(&latencies, 99)),
+        millis(latencies.last().copied().unwrap_or_default()),
+        millis(percentile(&scheduling, 50)),
+        millis(percentile(&scheduling, 99)),
+        millis(percentile(&on_node, 50)),
+        millis(percentile(&on_node, 99)),
     ))
+}
+
+/// Whole milliseconds (Debug of a Duration rounds seconds to "1s").
+fn millis(duration: Duration) -> String {
+    format!("{} ms", duration.as_millis())
 }
 
 /// Sorted durations from each pod's instant in `from` to its instant in `to`.

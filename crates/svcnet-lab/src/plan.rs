@@ -272,10 +272,14 @@ fn node_namespace(node: &Node, cni: Cni) -> Namespace {
     if cni == Cni::TerwayEniip {
         commands.push(format!("route add {TERWAY_CLUSTER_CIDR} via {ROUTER_IP}"));
     }
+    // The lab is IPv4 only: the pods' host-side veths, made later by the agent, get no IPv6
+    // link-local address (no duplicate address detection or router solicitation per pod).
+    let mut sysctls = FORWARDER_SYSCTLS.to_vec();
+    sysctls.push(("net/ipv6/conf/default/disable_ipv6", "1"));
     Namespace {
         name: node.namespace.clone(),
         role: Role::Node,
-        sysctls: FORWARDER_SYSCTLS.to_vec(),
+        sysctls,
         commands,
     }
 }

@@ -270,6 +270,10 @@ impl Thread {
             .open(&path)
             .with_context(|| format!("creating {}", path.display()))?;
         unshare(CloneFlags::CLONE_NEWNET).context("unshare(CLONE_NEWNET)")?;
+        // The pod network is IPv4 only: eth0, made in here next, gets no IPv6 link-local
+        // address (no duplicate address detection or router solicitation per pod). Loopback,
+        // already there, keeps ::1. A kernel without IPv6 has no such file.
+        let _ = crate::sandbox::sysctl("net.ipv6.conf.default.disable_ipv6", "1");
         let mounted = mount(
             Some("/proc/thread-self/ns/net"),
             &path,

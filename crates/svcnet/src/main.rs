@@ -153,41 +153,47 @@ fn main() {
 fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // Built only for the commands that run async code: the shim (one per container) and the
+    // other synchronous commands start no worker threads, and the built-in echo workload (one
+    // per pod) runs on one thread.
+    let runtime = || tokio::runtime::Builder::new_multi_thread().enable_all().build();
     match cli.command {
-        Command::Server(args) => runtime.block_on(server(args)),
-        Command::Bench(BenchCommand::Api(options)) => runtime.block_on(async move {
+        Command::Server(args) => runtime()?.block_on(server(args)),
+        Command::Bench(BenchCommand::Api(options)) => runtime()?.block_on(async move {
             let report = svcnet_bench::run_api_bench(options).await?;
             println!("{report}");
             Ok(())
         }),
-        Command::Up(args) => runtime.block_on(svcnet_lab::up(args)),
+        Command::Up(args) => runtime()?.block_on(svcnet_lab::up(args)),
         Command::Down(args) => svcnet_lab::down(args),
-        Command::Bench(BenchCommand::Lab(args)) => runtime.block_on(async move {
+        Command::Bench(BenchCommand::Lab(args)) => runtime()?.block_on(async move {
             print!("{}", svcnet_lab::bench_lab(args).await?);
             Ok(())
         }),
-        Command::Controllers(args) => runtime.block_on(async move {
+        Command::Controllers(args) => runtime()?.block_on(async move {
             let client = svcnet_controllers::client_for(&args.server)?;
             svcnet_controllers::run_all(client, args.controllers.config()).await
         }),
-        Command::Agent(args) => runtime.block_on(svcnet_node::agent::run(args)),
-        Command::Echo(args) => runtime.block_on(svcnet_node::echo::run(args)),
-        Command::Exec(args) => runtime.block_on(svcnet_node::cli::exec(args)),
-        Command::Logs(args) => runtime.block_on(svcnet_node::cli::logs(args)),
+        Command::Agent(args) => runtime()?.block_on(svcnet_node::agent::run(args)),
+        Command::Echo(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(svcnet_node::echo::run(args)),
+        Command::Exec(args) => runtime()?.block_on(svcnet_node::cli::exec(args)),
+        Command::Logs(args) => runtime()?.block_on(svcnet_node::cli::logs(args)),
         Command::Bench(BenchCommand::Proxy(args)) => {
             print!("{}", svcnet_proxy::bench::run(args)?);
             Ok(())
         }
-        Command::Proxy(ProxyCommand::Run(args)) => runtime.block_on(svcnet_proxy::cli::run(args)),
+        Command::Proxy(ProxyCommand::Run(args)) => runtime()?.block_on(svcnet_proxy::cli::run(args)),
         Command::Proxy(ProxyCommand::Rules(args)) => svcnet_proxy::cli::rules(&args, svcnet_node::lab_prefix),
         Command::Shim(args) => std::process::exit(svcnet_node::shim::run(args)?),
-        Command::Dns(args) => runtime.block_on(svcnet_dns::cli::run(args)),
-        Command::Bench(BenchCommand::Dns(args)) => runtime.block_on(async move {
+        Command::Dns(args) => runtime()?.block_on(svcnet_dns::cli::run(args)),
+        Command::Bench(BenchCommand::Dns(args)) => runtime()?.block_on(async move {
             print!("{}", svcnet_dns::bench::run(args).await?);
             Ok(())
         }),
-        Command::Bench(BenchCommand::Programming(args)) => runtime.block_on(async move {
+        Command::Bench(BenchCommand::Programming(args)) => runtime()?.block_on(async move {
             print!("{}", svcnet_lab::bench_programming(args).await?);
             Ok(())
         }),
