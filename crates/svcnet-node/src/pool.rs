@@ -23,6 +23,9 @@ use crate::sandboxer::{Blank, Sandboxer};
 
 /// Pods claimed within this window count as recent demand.
 const DEMAND_WINDOW: Duration = Duration::from_secs(30);
+/// The pool refills only after pods' sandbox jobs have paused this long (a burst's CPU goes to
+/// the burst's pods).
+const REFILL_AFTER_QUIET: Duration = Duration::from_millis(200);
 /// After a failure to make a blank sandbox, wait this long before the next try.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
@@ -155,6 +158,7 @@ impl Pool {
                 return;
             };
             if self.size.deficit(idle, recent) > 0 {
+                self.sandboxer.pods_quiet_for(REFILL_AFTER_QUIET).await;
                 if let Err(err) = self.make_one().await {
                     tracing::warn!(error = %format!("{err:#}"), "making a pooled sandbox failed");
                     tokio::time::sleep(RETRY_AFTER).await;

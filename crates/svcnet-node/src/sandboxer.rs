@@ -21,8 +21,9 @@ use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use futures::TryStreamExt;
@@ -66,6 +67,56 @@ type Queued = (Job, Instant);
 pub struct Sandboxer {
     lanes: Arc<[Lane]>,
     next: Arc<AtomicUsize>,
+    pods: Arc<Activity>,
+}
+
+/// Pods' sandbox jobs in flight, and when the last one ended: the pool refills only once pods
+/// have left the sandbox threads alone for a while (see [`Sandboxer::pods_quiet_for`]).
+#[derive(Debug)]
+struct Activity {
+    in_flight: AtomicUsize,
+    epoch: Instant,
+    /// Milliseconds from `epoch` to the end of the last job, plus one; 0 before the first.
+    last_end: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            in_flight: AtomicUsize::new(0),
+            epoch: Instant::now(),
+            last_end: AtomicU64::new(0),
+        }
+    }
+
+    /// How long since the last job ended; None while one is in flight.
+    fn idle_for(&self) -> Option<Duration> {
+        if self.in_flight.load(Ordering::SeqCst) > 0 {
+            return None;
+        }
+        match self.last_end.load(Ordering::SeqCst) {
+            0 => Some(Duration::MAX),
+            end => Some(Instant::now().saturating_duration_since(self.epoch + Duration::from_millis(end - 1))),
+        }
+    }
+}
+
+/// One pod job in flight; its end is recorded also when the asking task is dropped.
+struct InFlight<'a>(&'a Activity);
+
+impl<'a> InFlight<'a> {
+    fn begin(activity: &'a Activity) -> InFlight<'a> {
+        activity.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight(activity)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let now = u64::try_from(self.0.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        self.0.last_end.fetch_max(now + 1, Ordering::SeqCst);
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// One thread's queues: pods' jobs go before background ones (the pool's).
@@ -84,6 +135,7 @@ impl Sandboxer {
         Ok(Sandboxer {
             lanes: lanes.into(),
             next: Arc::default(),
+            pods: Arc::new(Activity::new()),
         })
     }
 
@@ -117,7 +169,21 @@ impl Lane {
 
 impl Sandboxer {
     async fn ask(&self, job: impl FnOnce(oneshot::Sender<anyhow::Result<()>>) -> Job) -> anyhow::Result<()> {
+        let _in_flight = InFlight::begin(&self.pods);
         Self::ask_on(&self.lane().jobs, job).await
+    }
+
+    /// Returns once no pod's job has been queued or running for `quiet`. Background work
+    /// (the pool's refill) waits for this: in a burst of pod starts the CPU is the limit, and
+    /// blank sandboxes made then only compete with the pods' own.
+    pub async fn pods_quiet_for(&self, quiet: Duration) {
+        loop {
+            match self.pods.idle_for() {
+                Some(idle) if idle >= quiet => return,
+                Some(idle) => tokio::time::sleep(quiet - idle).await,
+                None => tokio::time::sleep(quiet).await,
+            }
+        }
     }
 
     async fn ask_on(
