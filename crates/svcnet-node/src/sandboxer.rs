@@ -582,6 +582,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn pod_activity_is_idle_before_any_job_busy_during_one_and_counts_from_its_end() {
+        let activity = Activity::new();
+        assert_eq!(activity.idle_for(), Some(Duration::MAX));
+        let first = InFlight::begin(&activity);
+        let second = InFlight::begin(&activity);
+        assert_eq!(activity.idle_for(), None);
+        drop(first);
+        assert_eq!(activity.idle_for(), None, "one job is still in flight");
+        drop(second);
+        let idle = activity.idle_for().expect("no job in flight");
+        assert!(idle < Duration::from_secs(1), "counted from the last end, not the start: {idle:?}");
+    }
+
+    #[test]
     fn macs_parse() {
         assert_eq!(mac_bytes(TERWAY_VETH_MAC), [0xee; 6]);
         assert_eq!(mac_bytes("0a:1b:2c:3d:4e:5f"), [0x0a, 0x1b, 0x2c, 0x3d, 0x4e, 0x5f]);
