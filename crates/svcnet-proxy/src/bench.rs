@@ -351,11 +351,13 @@ fn dnat_floor(args: &BenchProxyArgs, report: &mut Report) -> anyhow::Result<()> 
     let measured = connect_latencies(&netns, vec![direct, target], args.connects)?;
     let _ = writeln!(
         report,
-        "\nKernel floor, one static `dnat` rule and nothing else (connects in turns): direct {} / {}, through the rule {} / {} (p50 / p99)\n",
+        "\nKernel floor, one static `dnat` rule and nothing else (connects in turns): direct {} / {}, through the rule {} / {} (p50 / p99), over direct {} / {}\n",
         micros(measured[0].0),
         micros(measured[0].1),
         micros(measured[1].0),
-        micros(measured[1].1)
+        micros(measured[1].1),
+        over(measured[1].0, measured[0].0),
+        over(measured[1].1, measured[0].1)
     );
     Ok(())
 }
@@ -544,10 +546,20 @@ fn increments(
     Ok(())
 }
 
+/// How much slower `through` is than `direct` (the connects taken in turns with it, so the
+/// ratio holds when the machine's speed drifts between points), e.g. `+14 %`.
+fn over(through: Duration, direct: Duration) -> String {
+    if direct.is_zero() {
+        return "n/a".to_string();
+    }
+    let ratio = through.as_secs_f64() / direct.as_secs_f64() - 1.0;
+    format!("{:+.0} %", ratio * 100.0)
+}
+
 fn latency_section(args: &BenchProxyArgs, report: &mut Report) -> anyhow::Result<()> {
     let _ = writeln!(
         report,
-        "| Services | direct p50 / p99 | svcnet p50 / p99 | iptables p50 / p99 | svcnet load | iptables load |\n|---|---|---|---|---|---|"
+        "| Services | direct p50 / p99 | svcnet p50 / p99 | svcnet over direct, p50 / p99 | iptables p50 / p99 | svcnet load | iptables load |\n|---|---|---|---|---|---|---|"
     );
     for &count in &args.latency_services {
         let count = count.max(1);
@@ -576,11 +588,13 @@ fn latency_section(args: &BenchProxyArgs, report: &mut Report) -> anyhow::Result
         };
         let _ = writeln!(
             report,
-            "| {count} | {} / {} | {} / {} | {peer} | {} | {peer_load} |",
+            "| {count} | {} / {} | {} / {} | {} / {} | {peer} | {} | {peer_load} |",
             micros(direct.0),
             micros(direct.1),
             micros(through.0),
             micros(through.1),
+            over(through.0, direct.0),
+            over(through.1, direct.1),
             millis(load)
         );
     }
