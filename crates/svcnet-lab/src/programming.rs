@@ -123,6 +123,7 @@ async fn flips(args: &BenchProgrammingArgs, client_netns: &str, marker: &Path) -
             .map_err(|_| anyhow::anyhow!("the client thread panicked"))??;
         match reached {
             Some(at) => {
+                tracing::debug!(from_flip = ?at.saturating_duration_since(flipped), "flip reached the new backend");
                 from_flip.push(at.saturating_duration_since(flipped));
                 from_marker.push(at.saturating_duration_since(marked));
             }

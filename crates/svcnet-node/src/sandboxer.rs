@@ -592,7 +592,10 @@ mod tests {
         assert_eq!(activity.idle_for(), None, "one job is still in flight");
         drop(second);
         let idle = activity.idle_for().expect("no job in flight");
-        assert!(idle < Duration::from_secs(1), "counted from the last end, not the start: {idle:?}");
+        assert!(
+            idle < Duration::from_secs(1),
+            "counted from the last end, not the start: {idle:?}"
+        );
     }
 
     #[test]
