@@ -59,6 +59,18 @@ impl Set {
         }
     }
 
+    /// The same set or map without its elements.
+    pub fn without_elements(&self) -> Set {
+        Set {
+            key: self.key.clone(),
+            data: self.data.clone(),
+            flags: self.flags.clone(),
+            options: self.options.clone(),
+            dynamic: self.dynamic,
+            elements: BTreeMap::new(),
+        }
+    }
+
     /// Same, with flags.
     pub fn with_flags(mut self, flags: &str) -> Set {
         self.flags = flags.to_string();
@@ -88,20 +100,6 @@ impl Set {
             "map"
         } else {
             "set"
-        }
-    }
-}
-
-impl Set {
-    /// The same set or map without its elements.
-    pub fn without_elements(&self) -> Set {
-        Set {
-            key: self.key.clone(),
-            data: self.data.clone(),
-            flags: self.flags.clone(),
-            options: self.options.clone(),
-            dynamic: self.dynamic,
-            elements: BTreeMap::new(),
         }
     }
 }
@@ -268,5 +266,63 @@ impl Ruleset {
         }
         out.push_str("}\n");
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(set: &str, elements: &[(&str, &str)], chain: Option<(&str, &str)>) -> Ruleset {
+        let mut rules = Ruleset::default();
+        rules.set(set, Set::new("ipv4_addr", Some("verdict")));
+        for (key, value) in elements {
+            rules.element(set, *key, *value);
+        }
+        if let Some((name, rule)) = chain {
+            rules.chain(name).rules = vec![rule.to_string()];
+        }
+        rules
+    }
+
+    #[test]
+    fn a_union_equals_inserting_its_parts_in_order() {
+        let base = table("m", &[("10.0.0.9", "accept")], Some(("c", "base rule")));
+        let first = table(
+            "m",
+            &[("10.0.0.2", "drop"), ("10.0.0.1", "accept")],
+            Some(("c", "first")),
+        );
+        let mut second = table("m", &[("10.0.0.2", "accept")], Some(("d", "second")));
+        second.set("n", Set::new("ipv4_addr", None));
+        second.element("n", "10.0.0.3", "");
+
+        let mut expected = base.clone();
+        for part in [&first, &second] {
+            for (name, set) in &part.sets {
+                expected
+                    .sets
+                    .entry(name.clone())
+                    .or_insert_with(|| set.without_elements());
+                for (key, value) in &set.elements {
+                    expected.element(name, key.clone(), value.clone());
+                }
+            }
+            for (name, chain) in &part.chains {
+                expected.chains.insert(name.clone(), chain.clone());
+            }
+        }
+
+        let mut union = Union::new(base);
+        union.add(&first);
+        let mut work = second.clone();
+        union.take(&mut work);
+        union.element("n", "10.0.0.4".into(), String::new());
+        union.element("undeclared", "10.0.0.5".into(), String::new());
+        expected.element("n", "10.0.0.4", "");
+        assert_eq!(union.finish(), expected);
+        assert_eq!(expected.sets["m"].elements["10.0.0.2"], "accept", "the later part wins");
+        assert!(work.chains.is_empty() && work.sets.values().all(|s| s.elements.is_empty()));
+        assert!(work.sets.contains_key("n"), "taking leaves the declarations");
     }
 }
