@@ -123,8 +123,9 @@ async fn flips(args: &BenchProgrammingArgs, client_netns: &str, marker: &Path) -
             .map_err(|_| anyhow::anyhow!("the client thread panicked"))??;
         match reached {
             Some(at) => {
-                tracing::debug!(from_flip = ?at.saturating_duration_since(flipped), "flip reached the new backend");
-                from_flip.push(at.saturating_duration_since(flipped));
+                let latency = at.saturating_duration_since(flipped);
+                tracing::debug!(from_flip = ?latency, "flip reached the new backend");
+                from_flip.push(latency);
                 from_marker.push(at.saturating_duration_since(marked));
             }
             None => failures += 1,

@@ -21,8 +21,8 @@ use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -72,32 +72,28 @@ pub struct Sandboxer {
 
 /// Pods' sandbox jobs in flight, and when the last one ended: the pool refills only once pods
 /// have left the sandbox threads alone for a while (see [`Sandboxer::pods_quiet_for`]).
-#[derive(Debug)]
-struct Activity {
-    in_flight: AtomicUsize,
-    epoch: Instant,
-    /// Milliseconds from `epoch` to the end of the last job, plus one; 0 before the first.
-    last_end: AtomicU64,
+#[derive(Debug, Default)]
+struct Activity(Mutex<ActivityState>);
+
+#[derive(Debug, Default)]
+struct ActivityState {
+    in_flight: usize,
+    /// None before the first job ended.
+    last_end: Option<Instant>,
 }
 
 impl Activity {
-    fn new() -> Activity {
-        Activity {
-            in_flight: AtomicUsize::new(0),
-            epoch: Instant::now(),
-            last_end: AtomicU64::new(0),
-        }
+    fn state(&self) -> std::sync::MutexGuard<'_, ActivityState> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// How long since the last job ended; None while one is in flight.
     fn idle_for(&self) -> Option<Duration> {
-        if self.in_flight.load(Ordering::SeqCst) > 0 {
+        let state = self.state();
+        if state.in_flight > 0 {
             return None;
         }
-        match self.last_end.load(Ordering::SeqCst) {
-            0 => Some(Duration::MAX),
-            end => Some(Instant::now().saturating_duration_since(self.epoch + Duration::from_millis(end - 1))),
-        }
+        Some(state.last_end.map_or(Duration::MAX, |end| end.elapsed()))
     }
 }
 
@@ -106,16 +102,16 @@ struct InFlight<'a>(&'a Activity);
 
 impl<'a> InFlight<'a> {
     fn begin(activity: &'a Activity) -> InFlight<'a> {
-        activity.in_flight.fetch_add(1, Ordering::SeqCst);
+        activity.state().in_flight += 1;
         InFlight(activity)
     }
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        let now = u64::try_from(self.0.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
-        self.0.last_end.fetch_max(now + 1, Ordering::SeqCst);
-        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        let mut state = self.0.state();
+        state.in_flight -= 1;
+        state.last_end = Some(Instant::now());
     }
 }
 
@@ -135,7 +131,7 @@ impl Sandboxer {
         Ok(Sandboxer {
             lanes: lanes.into(),
             next: Arc::default(),
-            pods: Arc::new(Activity::new()),
+            pods: Arc::default(),
         })
     }
 
@@ -583,7 +579,7 @@ mod tests {
 
     #[test]
     fn pod_activity_is_idle_before_any_job_busy_during_one_and_counts_from_its_end() {
-        let activity = Activity::new();
+        let activity = Activity::default();
         assert_eq!(activity.idle_for(), Some(Duration::MAX));
         let first = InFlight::begin(&activity);
         let second = InFlight::begin(&activity);

@@ -145,9 +145,10 @@ impl IncrementalModel {
         for name in names {
             model.ids.assign(name);
         }
-        let mut ignored = Delta::default();
+        // No delta: the whole table is what a build is for, so the per-Service differences
+        // (every element of every Service, copied) would only be thrown away.
         for (key, ports) in ports.drain(..) {
-            model.replace(key, ports, &mut ignored);
+            model.replace(key, ports, None);
         }
         model
     }
@@ -173,7 +174,7 @@ impl IncrementalModel {
         if self.services.get(&key).map_or(ports.is_empty(), |e| e.ports == ports) {
             return false;
         }
-        self.replace(key, ports, delta);
+        self.replace(key, ports, Some(&mut *delta));
         delta.align();
         true
     }
@@ -223,7 +224,8 @@ impl IncrementalModel {
         self.services.len()
     }
 
-    fn replace(&mut self, key: ServiceKey, ports: Vec<ServicePort>, delta: &mut Delta) {
+    /// Puts `ports` in place of the Service's, adding the change to `delta` when one is given.
+    fn replace(&mut self, key: ServiceKey, ports: Vec<ServicePort>, mut delta: Option<&mut Delta>) {
         let old = self.services.remove(&key).unwrap_or_default();
         let kept: HashSet<&ServicePortName> = ports.iter().map(|p| &p.name).collect();
         for port in old.ports.iter().filter(|p| !kept.contains(&p.name)) {
@@ -242,8 +244,10 @@ impl IncrementalModel {
             .unwrap_or_default();
         fragment.sets.retain(|_, set| !set.elements.is_empty());
 
-        merge(&mut delta.before, &old.fragment);
-        merge(&mut delta.after, &fragment);
+        if let Some(delta) = delta.as_deref_mut() {
+            merge(&mut delta.before, &old.fragment);
+            merge(&mut delta.after, &fragment);
+        }
         self.fragment_counts.subtract(TableCounts::of(&old.fragment));
         self.fragment_counts.add(TableCounts::of(&fragment));
         self.port_count = self.port_count - old.ports.len() + ports.len();
@@ -268,7 +272,7 @@ impl IncrementalModel {
     /// Moves the shared hairpin elements whose first user arrives or last user leaves into the
     /// delta. An element that leaves one Service and joins another lands on both sides, which is
     /// no change.
-    fn count_hairpin(&mut self, old: &[String], new: &[String], delta: &mut Delta) {
+    fn count_hairpin(&mut self, old: &[String], new: &[String], mut delta: Option<&mut Delta>) {
         let declaration = || self.declarations.sets[HAIRPIN].without_elements();
         for element in old {
             let Some(count) = self.hairpin.get_mut(element) else {
@@ -277,16 +281,20 @@ impl IncrementalModel {
             *count -= 1;
             if *count == 0 {
                 self.hairpin.remove(element);
-                let set = delta.before.sets.entry(HAIRPIN.to_string()).or_insert_with(declaration);
-                set.elements.insert(element.clone(), String::new());
+                if let Some(delta) = delta.as_deref_mut() {
+                    let set = delta.before.sets.entry(HAIRPIN.to_string()).or_insert_with(declaration);
+                    set.elements.insert(element.clone(), String::new());
+                }
             }
         }
         for element in new {
             let count = self.hairpin.entry(element.clone()).or_insert(0);
             *count += 1;
             if *count == 1 {
-                let set = delta.after.sets.entry(HAIRPIN.to_string()).or_insert_with(declaration);
-                set.elements.insert(element.clone(), String::new());
+                if let Some(delta) = delta.as_deref_mut() {
+                    let set = delta.after.sets.entry(HAIRPIN.to_string()).or_insert_with(declaration);
+                    set.elements.insert(element.clone(), String::new());
+                }
             }
         }
     }
