@@ -33,6 +33,8 @@ const CLIENT_DEADLINE: Duration = Duration::from_secs(10);
 const WARM_UP_DEADLINE: Duration = Duration::from_secs(120);
 /// Pause between the client's connections.
 const CLIENT_PAUSE: Duration = Duration::from_millis(1);
+/// Connections that take longer than this are logged (at debug level).
+const SLOW_CONNECTION: Duration = Duration::from_millis(20);
 /// Time the rules get to drop the unready backend before the next flip starts.
 const SETTLE: Duration = Duration::from_millis(1500);
 
@@ -124,7 +126,7 @@ async fn flips(args: &BenchProgrammingArgs, client_netns: &str, marker: &Path) -
         match reached {
             Some(at) => {
                 let latency = at.saturating_duration_since(flipped);
-                tracing::debug!(from_flip = ?latency, "flip reached the new backend");
+                tracing::debug!(from_flip = ?latency, from_marker = ?at.saturating_duration_since(marked), "flip reached the new backend");
                 from_flip.push(latency);
                 from_marker.push(at.saturating_duration_since(marked));
             }
@@ -240,7 +242,12 @@ fn spawn_client(
         svcnet_node::netns::run_in(&netns, move || {
             let deadline = Instant::now() + limit;
             while Instant::now() < deadline {
-                if answered_by(target).as_deref() == Some(wanted) {
+                let began = Instant::now();
+                let answer = answered_by(target);
+                if began.elapsed() > SLOW_CONNECTION {
+                    tracing::debug!(took = ?began.elapsed(), ?answer, "slow connection");
+                }
+                if answer.as_deref() == Some(wanted) {
                     return Some(Instant::now());
                 }
                 std::thread::sleep(CLIENT_PAUSE);
@@ -257,6 +264,12 @@ fn answered_by(target: SocketAddr) -> Option<String> {
     stream.write_all(b"GET / HTTP/1.0\r\nHost: prog\r\n\r\n").ok()?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response).ok()?;
+    // The echo server closes first and so holds each connection in TIME_WAIT for a minute; the
+    // client reuses its ephemeral ports sooner, and a SYN that meets such a socket is answered
+    // with an ACK and retried a second later (the kernel counts it as PAWSTimewait), with or
+    // without a Service in the path. Closing with a reset leaves no TIME_WAIT behind, so every
+    // lost connection is the proxy's.
+    let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
     let body = &response[response.windows(4).position(|w| w == b"\r\n\r\n")? + 4..];
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
     Some(value["pod"].as_str()?.to_string())
