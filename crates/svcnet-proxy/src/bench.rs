@@ -1,8 +1,8 @@
 //! `svcnet bench proxy`: sync time and first-packet latency of the svcnet table against
 //! kube-proxy's iptables layout (KUBE-SVC/KUBE-SEP chains with statistic probabilities, loaded
 //! by iptables-restore) as the peer, in the same run. Everything happens in throwaway network
-//! namespaces the benchmark makes (a node's shape: a pod link with the backend and client
-//! addresses, the service range routed to it) and removes, also on failure; traffic never
+//! namespaces the benchmark makes (a node's shape: a node namespace that holds the tables and
+//! routes between a client pod and a backend pod) and removes, also on failure; traffic never
 //! leaves them, and every loop is bounded.
 
 use std::fmt::Write as _;
@@ -38,8 +38,9 @@ pub struct BenchProxyArgs {
     /// Service counts of the first-packet latency sweep.
     #[arg(long, value_delimiter = ',', default_value = "10,1000,10000,30000")]
     pub latency_services: Vec<usize>,
-    /// Connections timed per point of the sweep.
-    #[arg(long, default_value_t = 2_000)]
+    /// Connections timed per point of the sweep (the p99 of fewer moves by several per cent
+    /// between runs).
+    #[arg(long, default_value_t = 10_000)]
     pub connects: usize,
     /// Leave out the iptables peer.
     #[arg(long)]
@@ -50,46 +51,62 @@ pub struct BenchProxyArgs {
     pub iptables_max_services: usize,
 }
 
-/// The backend every timed connection reaches, and the client's address.
+/// The backend every timed connection reaches, the client's address, and the node's address
+/// on its pod links (the pods' gateway).
 const BACKEND: Ipv4Addr = Ipv4Addr::new(10, 244, 1, 10);
 const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 244, 1, 50);
+const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 244, 1, 1);
 const BACKEND_PORT: u16 = 8080;
 
-/// A network namespace made for the benchmark, deleted on drop.
+/// A node's shape made for the benchmark, deleted on drop: a node namespace (the one the tables
+/// are loaded into) and two pod namespaces, client and backend, each on a routed veth to the
+/// node (the terway layout: the pod's /32 routed to its link, the node its gateway). A timed
+/// connection goes from the client pod through the node to the backend pod, whether it is
+/// direct or through a Service, as a pod's connection does in the lab.
 struct BenchNetns {
+    /// The node namespace.
     name: String,
+    client: String,
+    backend: String,
 }
 
 impl BenchNetns {
     fn new(tag: &str) -> anyhow::Result<BenchNetns> {
+        let name = format!("svpb-{}-{tag}", std::process::id());
         let netns = BenchNetns {
-            name: format!("svpb-{}-{tag}", std::process::id()),
+            client: format!("{name}-c"),
+            backend: format!("{name}-b"),
+            name,
         };
-        ip(&["netns", "add", &netns.name])?;
-        let n = netns.name.as_str();
-        ip(&["-n", n, "link", "set", "lo", "up"])?;
-        ip(&[
-            "-n",
-            n,
-            "link",
-            "add",
-            "pods",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "pods-peer",
-        ])?;
-        ip(&["-n", n, "link", "set", "pods", "up"])?;
-        ip(&["-n", n, "link", "set", "pods-peer", "up"])?;
-        ip(&["-n", n, "addr", "add", &format!("{BACKEND}/32"), "dev", "pods"])?;
-        ip(&["-n", n, "addr", "add", &format!("{CLIENT}/32"), "dev", "pods"])?;
-        ip(&["-n", n, "route", "add", "10.96.0.0/12", "dev", "pods"])?;
+        // Made one by one, so that drop removes whatever was made before a failure.
+        for ns in [&netns.name, &netns.client, &netns.backend] {
+            ip(&["netns", "add", ns])?;
+            ip(&["-n", ns, "link", "set", "lo", "up"])?;
+        }
+        sysctl(&netns.name, "net.ipv4.ip_forward=1")?;
+        netns.pod_link(&netns.client, "vclient", CLIENT)?;
+        netns.pod_link(&netns.backend, "vbackend", BACKEND)?;
         Ok(netns)
     }
 
-    fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
-        let file = std::fs::File::open(format!("/run/netns/{}", self.name))?;
+    /// A veth from the node to the pod namespace `pod`, which holds `address`.
+    fn pod_link(&self, pod: &str, node_side: &str, address: Ipv4Addr) -> anyhow::Result<()> {
+        let node = self.name.as_str();
+        ip(&[
+            "-n", node, "link", "add", node_side, "type", "veth", "peer", "name", "eth0", "netns", pod,
+        ])?;
+        ip(&["-n", node, "addr", "add", &format!("{GATEWAY}/32"), "dev", node_side])?;
+        ip(&["-n", node, "link", "set", node_side, "up"])?;
+        ip(&["-n", node, "route", "add", &format!("{address}/32"), "dev", node_side])?;
+        ip(&["-n", pod, "addr", "add", &format!("{address}/32"), "dev", "eth0"])?;
+        ip(&["-n", pod, "link", "set", "eth0", "up"])?;
+        ip(&["-n", pod, "route", "add", &format!("{GATEWAY}/32"), "dev", "eth0"])?;
+        ip(&["-n", pod, "route", "add", "default", "via", &GATEWAY.to_string()])
+    }
+
+    /// Runs `f` on a thread inside the namespace `name`.
+    fn run_in<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
+        let file = std::fs::File::open(format!("/run/netns/{name}"))?;
         std::thread::spawn(move || -> anyhow::Result<T> {
             nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)?;
             Ok(f())
@@ -101,8 +118,24 @@ impl BenchNetns {
 
 impl Drop for BenchNetns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "delete", &self.name]).status();
+        for ns in [&self.client, &self.backend, &self.name] {
+            let _ = Command::new("ip")
+                .args(["netns", "delete", ns])
+                .stderr(Stdio::null())
+                .status();
+        }
     }
+}
+
+fn sysctl(netns: &str, setting: &str) -> anyhow::Result<()> {
+    let status = Command::new("ip")
+        .args(["netns", "exec", netns, "sysctl", "-qw", setting])
+        .status()
+        .context("running sysctl")?;
+    if !status.success() {
+        bail!("sysctl {setting} in {netns} failed");
+    }
+    Ok(())
 }
 
 fn ip(args: &[&str]) -> anyhow::Result<()> {
@@ -268,7 +301,7 @@ struct Backend {
 
 impl Backend {
     fn start(netns: &BenchNetns) -> anyhow::Result<Backend> {
-        let listener = netns.run(|| TcpListener::bind((BACKEND, BACKEND_PORT)))??;
+        let listener = BenchNetns::run_in(&netns.backend, || TcpListener::bind((BACKEND, BACKEND_PORT)))??;
         listener.set_nonblocking(true)?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
@@ -303,7 +336,7 @@ fn connect_latencies(
     targets: Vec<SocketAddr>,
     count: usize,
 ) -> anyhow::Result<Vec<(Duration, Duration)>> {
-    let samples = netns.run(move || -> anyhow::Result<Vec<Vec<Duration>>> {
+    let samples = BenchNetns::run_in(&netns.client, move || -> anyhow::Result<Vec<Vec<Duration>>> {
         let mut samples = vec![Vec::with_capacity(count); targets.len()];
         let deadline = Instant::now() + Duration::from_secs(120);
         for _ in 0..count {
@@ -340,7 +373,7 @@ fn dnat_floor(args: &BenchProxyArgs, report: &mut Report) -> anyhow::Result<()> 
     let _backend = Backend::start(&netns)?;
     let target = SocketAddr::from((cluster_ip(0), 80));
     let script = format!(
-        "table ip floor {{\n\tchain output {{\n\t\ttype nat hook output priority -100; policy accept;\n\t\tip daddr {} tcp dport 80 dnat to {BACKEND}:{BACKEND_PORT}\n\t}}\n}}\n",
+        "table ip floor {{\n\tchain prerouting {{\n\t\ttype nat hook prerouting priority -100; policy accept;\n\t\tip daddr {} tcp dport 80 dnat to {BACKEND}:{BACKEND_PORT}\n\t}}\n}}\n",
         target.ip()
     );
     Nft {
@@ -348,16 +381,23 @@ fn dnat_floor(args: &BenchProxyArgs, report: &mut Report) -> anyhow::Result<()> 
     }
     .run_script(&script)?;
     let direct = SocketAddr::from((BACKEND, BACKEND_PORT));
-    let measured = connect_latencies(&netns, vec![direct, target], args.connects)?;
+    // A second direct series in the same turns measures the machine's own spread: how far two
+    // series of the very same connects land apart.
+    let measured = connect_latencies(&netns, vec![direct, target, direct], args.connects)?;
     let _ = writeln!(
         report,
-        "\nKernel floor, one static `dnat` rule and nothing else (connects in turns): direct {} / {}, through the rule {} / {} (p50 / p99), over direct {} / {}\n",
+        "\nKernel floor, one static `dnat` rule and nothing else (connects in turns): direct {} / {}, through the rule {} / {} (p50 / p99), over direct {} / {}; \
+         a second direct series in the same turns {} / {}, over the first {} / {} (the machine's spread)\n",
         micros(measured[0].0),
         micros(measured[0].1),
         micros(measured[1].0),
         micros(measured[1].1),
         over(measured[1].0, measured[0].0),
-        over(measured[1].1, measured[0].1)
+        over(measured[1].1, measured[0].1),
+        micros(measured[2].0),
+        micros(measured[2].1),
+        over(measured[2].0, measured[0].0),
+        over(measured[2].1, measured[0].1)
     );
     Ok(())
 }
@@ -559,7 +599,7 @@ fn over(through: Duration, direct: Duration) -> String {
 fn latency_section(args: &BenchProxyArgs, report: &mut Report) -> anyhow::Result<()> {
     let _ = writeln!(
         report,
-        "| Services | direct p50 / p99 | svcnet p50 / p99 | svcnet over direct, p50 / p99 | iptables p50 / p99 | svcnet load | iptables load |\n|---|---|---|---|---|---|---|"
+        "| Services | direct p50 / p99 | svcnet p50 / p99 | svcnet over direct, p50 / p99 | second direct series over the first (spread) | iptables p50 / p99 | svcnet load | iptables load |\n|---|---|---|---|---|---|---|---|"
     );
     for &count in &args.latency_services {
         let count = count.max(1);
@@ -574,8 +614,8 @@ fn latency_section(args: &BenchProxyArgs, report: &mut Report) -> anyhow::Result
             .duration;
         let target = SocketAddr::from((cluster_ip(count - 1), 80));
         let direct_target = SocketAddr::from((BACKEND, BACKEND_PORT));
-        let measured = connect_latencies(&netns, vec![direct_target, target], args.connects)?;
-        let (direct, through) = (measured[0], measured[1]);
+        let measured = connect_latencies(&netns, vec![direct_target, target, direct_target], args.connects)?;
+        let (direct, through, again) = (measured[0], measured[1], measured[2]);
         drop(netns);
         let (peer, peer_load) = if args.skip_iptables || count > args.iptables_max_services {
             ("not run".to_string(), "not run".to_string())
@@ -588,13 +628,15 @@ fn latency_section(args: &BenchProxyArgs, report: &mut Report) -> anyhow::Result
         };
         let _ = writeln!(
             report,
-            "| {count} | {} / {} | {} / {} | {} / {} | {peer} | {} | {peer_load} |",
+            "| {count} | {} / {} | {} / {} | {} / {} | {} / {} | {peer} | {} | {peer_load} |",
             micros(direct.0),
             micros(direct.1),
             micros(through.0),
             micros(through.1),
             over(through.0, direct.0),
             over(through.1, direct.1),
+            over(again.0, direct.0),
+            over(again.1, direct.1),
             millis(load)
         );
     }
