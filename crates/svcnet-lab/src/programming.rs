@@ -125,10 +125,13 @@ async fn flips(args: &BenchProgrammingArgs, client_netns: &str, marker: &Path) -
             .map_err(|_| anyhow::anyhow!("the client thread panicked"))??;
         match reached {
             Some(at) => {
-                let latency = at.saturating_duration_since(flipped);
-                tracing::debug!(from_flip = ?latency, from_marker = ?at.saturating_duration_since(marked), "flip reached the new backend");
+                let (latency, since_marker) = (
+                    at.saturating_duration_since(flipped),
+                    at.saturating_duration_since(marked),
+                );
+                tracing::debug!(from_flip = ?latency, from_marker = ?since_marker, "flip reached the new backend");
                 from_flip.push(latency);
-                from_marker.push(at.saturating_duration_since(marked));
+                from_marker.push(since_marker);
             }
             None => failures += 1,
         }
@@ -244,8 +247,9 @@ fn spawn_client(
             while Instant::now() < deadline {
                 let began = Instant::now();
                 let answer = answered_by(target);
-                if began.elapsed() > SLOW_CONNECTION {
-                    tracing::debug!(took = ?began.elapsed(), ?answer, "slow connection");
+                let took = began.elapsed();
+                if took > SLOW_CONNECTION {
+                    tracing::debug!(?took, ?answer, "slow connection");
                 }
                 if answer.as_deref() == Some(wanted) {
                     return Some(Instant::now());

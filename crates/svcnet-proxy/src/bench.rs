@@ -83,7 +83,9 @@ impl BenchNetns {
             ip(&["netns", "add", ns])?;
             ip(&["-n", ns, "link", "set", "lo", "up"])?;
         }
-        sysctl(&netns.name, "net.ipv4.ip_forward=1")?;
+        // /proc/sys/net is the namespace of the thread that opens it.
+        BenchNetns::run_in(&netns.name, || std::fs::write("/proc/sys/net/ipv4/ip_forward", "1"))?
+            .context("enabling forwarding in the node namespace")?;
         netns.pod_link(&netns.client, "vclient", CLIENT)?;
         netns.pod_link(&netns.backend, "vbackend", BACKEND)?;
         Ok(netns)
@@ -125,17 +127,6 @@ impl Drop for BenchNetns {
                 .status();
         }
     }
-}
-
-fn sysctl(netns: &str, setting: &str) -> anyhow::Result<()> {
-    let status = Command::new("ip")
-        .args(["netns", "exec", netns, "sysctl", "-qw", setting])
-        .status()
-        .context("running sysctl")?;
-    if !status.success() {
-        bail!("sysctl {setting} in {netns} failed");
-    }
-    Ok(())
 }
 
 fn ip(args: &[&str]) -> anyhow::Result<()> {
